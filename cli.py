@@ -1,0 +1,275 @@
+"""`colorize`: the command-line edge of labcolor.
+
+Commands stay thin: they parse options, call library code, and are the only place where
+library exceptions become messages and exit codes. Heavy imports (torch, onnxruntime)
+happen inside the commands, so `colorize --help` starts fast and never imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from trainer.config import ConfigError, TrainConfig
+
+app = typer.Typer(
+    name="colorize",
+    help="Colorize grayscale photos with a Lab-space GAN; train, export and inspect models.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+_DEFAULTS = TrainConfig()
+_CONFIG_FIELDS = frozenset(f.name for f in fields(TrainConfig))
+
+# Exit codes: 1 = some inputs failed, 2 = bad usage or input (click's own convention).
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only log warnings and errors.")] = False,
+) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(
+        level=level, format="%(message)s", handlers=[RichHandler(console=err, show_path=False)], force=True
+    )
+
+
+class _TrainBar:
+    """Rich progress bar fed by the training loop (trainer.train.TrainProgress)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: Any = None
+        self.images = 0
+        self.started = 0.0
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
+        import time
+
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(f"epoch {epoch}/{epochs}", total=batches, stats="")
+        self.images, self.started = 0, time.perf_counter()
+
+    def step(self, images: int, losses: dict[str, float]) -> None:
+        import time
+
+        self.images += images
+        rate = self.images / max(time.perf_counter() - self.started, 1e-9)
+        stats = "  ".join(f"{k} {v:.3f}" for k, v in losses.items()) + f"  {rate:.0f} img/s"
+        self.progress.update(self.task, advance=1, stats=stats)
+
+    def epoch_end(self, metrics: dict[str, Any]) -> None:
+        self.progress.console.print(
+            f"epoch {metrics['epoch']}: val L1(ab) {metrics['val_l1_ab']:.2f}  val PSNR {metrics['val_psnr']:.2f} dB  "
+            f"{metrics['images_per_s']:.0f} img/s",
+            highlight=False,
+        )
+
+
+_DATA, _GEN, _DISC, _LOSS, _OPT, _OUT = "Data", "Generator (U-Net)", "Discriminator", "Losses", "Optimisation", "Output"
+
+
+@app.command("train", no_args_is_help=False)
+def train_command(
+    ctx: typer.Context,
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Training pictures: a folder of colour photos (recursive), cifar-10-python.tar.gz, "
+            "or the extracted cifar-10-batches-py folder.",
+            rich_help_panel=_DATA,
+        ),
+    ] = Path(_DEFAULTS.data),
+    val: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Validation photos. Default: the CIFAR-10 test batch, or every 20th picture held out of --data.",
+            rich_help_panel=_DATA,
+        ),
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option(help="auto, cifar10 or folder (auto: CIFAR-10 if --data looks like it).", rich_help_panel=_DATA)
+    ] = _DEFAULTS.dataset,
+    download: Annotated[
+        bool, typer.Option(help="Download CIFAR-10 into --data (MD5-verified) if missing.", rich_help_panel=_DATA)
+    ] = _DEFAULTS.download,
+    size: Annotated[
+        int, typer.Option(help="Training crop size in px; a multiple of 2**depth.", rich_help_panel=_DATA)
+    ] = _DEFAULTS.size,
+    crop_scale: Annotated[
+        float, typer.Option(help="Random resized crops keep at least this fraction of the area.", rich_help_panel=_DATA)
+    ] = _DEFAULTS.crop_scale,
+    flip: Annotated[bool, typer.Option(help="Random horizontal flips.", rich_help_panel=_DATA)] = _DEFAULTS.flip,
+    val_fraction: Annotated[
+        float, typer.Option(help="Fraction held out of a folder when --val is not given.", rich_help_panel=_DATA)
+    ] = _DEFAULTS.val_fraction,
+    val_max_images: Annotated[
+        int, typer.Option(help="Validation metrics use at most this many images.", rich_help_panel=_DATA)
+    ] = _DEFAULTS.val_max_images,
+    cache_mb: Annotated[
+        int, typer.Option(help="Keep decoded pictures in RAM when they fit in this many MB.", rich_help_panel=_DATA)
+    ] = _DEFAULTS.cache_mb,
+    workers: Annotated[
+        int, typer.Option(help="DataLoader worker processes (0: main process).", rich_help_panel=_DATA)
+    ] = _DEFAULTS.workers,
+    depth: Annotated[
+        int, typer.Option(help="U-Net levels (32 px -> 5 reaches 1x1; pix2pix uses 8 at 256 px).", rich_help_panel=_GEN)
+    ] = _DEFAULTS.depth,
+    base_channels: Annotated[
+        int, typer.Option(help="Channels of the first level; doubles per level.", rich_help_panel=_GEN)
+    ] = _DEFAULTS.base_channels,
+    max_channels: Annotated[int, typer.Option(help="Channel cap of deep levels.", rich_help_panel=_GEN)] = (
+        _DEFAULTS.max_channels
+    ),
+    g_norm: Annotated[str, typer.Option(help="Generator norm: batch, instance or none.", rich_help_panel=_GEN)] = (
+        _DEFAULTS.g_norm
+    ),
+    dropout: Annotated[
+        float, typer.Option(help="pix2pix dropout near the bottleneck (0 disables).", rich_help_panel=_GEN)
+    ] = _DEFAULTS.dropout,
+    noise_channels: Annotated[
+        int, typer.Option(help="Explicit noise input z: N(0,1) maps fed with L (0 disables).", rich_help_panel=_GEN)
+    ] = _DEFAULTS.noise_channels,
+    d_kind: Annotated[
+        str, typer.Option(help="global (one logit per image) or patch (PatchGAN).", rich_help_panel=_DISC)
+    ] = _DEFAULTS.d_kind,
+    d_norm: Annotated[
+        str, typer.Option(help="batch, instance, spectral or none.", rich_help_panel=_DISC)
+    ] = _DEFAULTS.d_norm,
+    d_base_channels: Annotated[int, typer.Option(help="D's first-layer width.", rich_help_panel=_DISC)] = (
+        _DEFAULTS.d_base_channels
+    ),
+    d_layers: Annotated[int, typer.Option(help="PatchGAN layers (3: 70x70 patches).", rich_help_panel=_DISC)] = (
+        _DEFAULTS.d_layers
+    ),
+    d_conditional: Annotated[
+        bool, typer.Option(help="D sees L and ab (pix2pix) rather than ab alone.", rich_help_panel=_DISC)
+    ] = _DEFAULTS.d_conditional,
+    init_std: Annotated[
+        Optional[float], typer.Option(help="N(0, std) weight init; omit for PyTorch's default.", rich_help_panel=_DISC)
+    ] = _DEFAULTS.init_std,
+    gan_loss: Annotated[str, typer.Option(help="vanilla (BCE), lsgan or hinge.", rich_help_panel=_LOSS)] = (
+        _DEFAULTS.gan_loss
+    ),
+    adv_weight: Annotated[
+        float, typer.Option(help="Adversarial weight; 0 trains the L1-only U-Net baseline.", rich_help_panel=_LOSS)
+    ] = _DEFAULTS.adv_weight,
+    l1_weight: Annotated[float, typer.Option(help="L1 weight (pix2pix lambda).", rich_help_panel=_LOSS)] = (
+        _DEFAULTS.l1_weight
+    ),
+    real_label: Annotated[
+        float, typer.Option(help="D's real target; 0.9 = one-sided label smoothing.", rich_help_panel=_LOSS)
+    ] = _DEFAULTS.real_label,
+    epochs: Annotated[int, typer.Option(help="Epochs in total (also when resuming).", rich_help_panel=_OPT)] = (
+        _DEFAULTS.epochs
+    ),
+    batch_size: Annotated[int, typer.Option(help="Images per step.", rich_help_panel=_OPT)] = _DEFAULTS.batch_size,
+    lr_g: Annotated[float, typer.Option(help="Generator learning rate.", rich_help_panel=_OPT)] = _DEFAULTS.lr_g,
+    lr_d: Annotated[float, typer.Option(help="Discriminator learning rate.", rich_help_panel=_OPT)] = _DEFAULTS.lr_d,
+    beta1: Annotated[float, typer.Option(help="Adam beta1.", rich_help_panel=_OPT)] = _DEFAULTS.beta1,
+    beta2: Annotated[float, typer.Option(help="Adam beta2.", rich_help_panel=_OPT)] = _DEFAULTS.beta2,
+    lr_decay: Annotated[str, typer.Option(help="none, linear or step.", rich_help_panel=_OPT)] = _DEFAULTS.lr_decay,
+    decay_start: Annotated[
+        int, typer.Option(help="linear: epochs at full LR before decaying to 0.", rich_help_panel=_OPT)
+    ] = _DEFAULTS.decay_start,
+    decay_every: Annotated[int, typer.Option(help="step: epochs between LR drops.", rich_help_panel=_OPT)] = (
+        _DEFAULTS.decay_every
+    ),
+    decay_gamma: Annotated[float, typer.Option(help="step: LR multiplier per drop.", rich_help_panel=_OPT)] = (
+        _DEFAULTS.decay_gamma
+    ),
+    amp: Annotated[bool, typer.Option(help="Mixed precision (CUDA only).", rich_help_panel=_OPT)] = _DEFAULTS.amp,
+    device: Annotated[
+        str, typer.Option(help="auto (cuda > mps > cpu), or e.g. cpu, cuda, cuda:1.", rich_help_panel=_OPT)
+    ] = _DEFAULTS.device,
+    seed: Annotated[int, typer.Option(help="Seed of weights, order and augmentation.", rich_help_panel=_OPT)] = (
+        _DEFAULTS.seed
+    ),
+    out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--out", "-o", help="Run folder. Default: runs/<name of --data>-<size>.", rich_help_panel=_OUT
+        ),
+    ] = None,
+    sample_count: Annotated[int, typer.Option(help="Pictures in each epoch's sample grid.", rich_help_panel=_OUT)] = (
+        _DEFAULTS.sample_count
+    ),
+    resume: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Continue a run from its checkpoint.pt (same config; only --epochs, --device, --workers, --amp, "
+            "--out, --val-max-images, --cache-mb may change).",
+            rich_help_panel=_OUT,
+        ),
+    ] = None,
+) -> None:
+    """Train a colorization GAN (or, with --adv-weight 0, the L1-only U-Net) in Lab space.
+
+    Defaults are the classic CIFAR-10 setup: 32x32, U-Net generator, global discriminator, vanilla GAN loss with real label 0.9, lambda 100, Adam(2e-4, beta1 0.5), batch 128.
+
+    Each epoch writes checkpoint.pt, a sample grid in samples/ and a line in metrics.jsonl.
+    """
+    from trainer.checkpoint import CheckpointError, load_checkpoint
+    from trainer.cifar import CifarError
+    from trainer.data import DataError
+    from trainer.train import merge_resume_config, train
+
+    # Options given on the command line (not their defaults): on --resume, only these may override the checkpoint.
+    explicit = {
+        name: value
+        for name, value in ctx.params.items()
+        if name in _CONFIG_FIELDS and ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+    }
+    explicit = {k: str(v) if isinstance(v, Path) else v for k, v in explicit.items()}
+    try:
+        if resume is not None:
+            saved = TrainConfig.from_dict(load_checkpoint(resume)["config"])
+            cfg = merge_resume_config(saved, explicit)
+        else:
+            values = {k: str(v) if isinstance(v, Path) else v for k, v in ctx.params.items() if k in _CONFIG_FIELDS}
+            values["out"] = str(out) if out is not None else str(Path("runs") / f"{Path(data).stem or 'data'}-{size}")
+            cfg = TrainConfig(**values)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[stats]}"),
+            console=err,
+            transient=True,
+        ) as bar:
+            result = train(cfg, resume=resume, progress=_TrainBar(bar))
+    except (ConfigError, DataError, CifarError, CheckpointError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted; the last completed epoch is in checkpoint.pt (resume with --resume)", 130) from None
+    err.print(f"checkpoint: {result.checkpoint}\nmetrics:    {result.out / 'metrics.jsonl'}\nsamples:    "
+              f"{result.out / 'samples'}", highlight=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

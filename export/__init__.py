@@ -1,0 +1,1 @@
+"""labcolor exporter: generator checkpoint -> verified, self-describing ONNX."""

@@ -1,0 +1,147 @@
+"""The Lab contract: RGB <-> CIE Lab and the scaling the network sees.
+
+This module is the single owner of the colour-space contract. The trainer's data
+pipeline, the exporter's metadata and the runtime's pre/post-processing all import
+it, so training and inference cannot disagree.
+
+Conventions
+-----------
+* Lab comes from OpenCV's float32 path (D65, sRGB companding): L in [0, 100],
+  a and b roughly in [-86, 98] and [-108, 95] for sRGB colours. OpenCV's 8-bit Lab
+  path is never used: it quantises a/b and costs up to ~27 levels of RGB error.
+* Network scaling: ``L_n = L / 50 - 1`` (so [0, 100] -> [-1, 1]) and
+  ``ab_n = ab / 110``. 110 bounds the sRGB gamut (|b| <= ~108), so every real
+  colour maps inside [-1, 1] and the generator's tanh output covers it with no
+  wasted range.
+* Arrays are channels-last: a single image is (H, W, C), a batch is (N, H, W, C).
+  Channel order of RGB inputs is explicit (``bgr=True`` for OpenCV-decoded arrays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+COLOR_SPACE = "CIELAB-D65-sRGB-opencv-float32"
+
+L_CENTER = 50.0  # L_n = (L - L_CENTER) / L_SCALE
+L_SCALE = 50.0
+AB_SCALE = 110.0  # ab_n = ab / AB_SCALE
+
+
+@dataclass(frozen=True)
+class LabScaling:
+    """The affine scaling between Lab units and network units, as recorded in model metadata."""
+
+    l_center: float = L_CENTER
+    l_scale: float = L_SCALE
+    ab_scale: float = AB_SCALE
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+SCALING = LabScaling()
+
+
+def _as_float01(rgb: np.ndarray) -> np.ndarray:
+    """uint8 / uint16 / float [0, 1] -> float32 in [0, 1]; the dtype says which range."""
+    if rgb.dtype == np.uint8:
+        return rgb.astype(np.float32) * np.float32(1.0 / 255.0)
+    if rgb.dtype == np.uint16:
+        return rgb.astype(np.float32) * np.float32(1.0 / 65535.0)
+    if rgb.dtype in (np.float32, np.float64):
+        return rgb.astype(np.float32, copy=False)
+    raise TypeError(f"expected uint8, uint16 or float image data, got {rgb.dtype}")
+
+
+def _apply(image: np.ndarray, code: int) -> np.ndarray:
+    """Run cv2.cvtColor on (H, W, 3) or (N, H, W, 3); batches are folded into one tall image."""
+    if image.ndim == 3 and image.shape[-1] == 3:
+        return cv2.cvtColor(image, code)
+    if image.ndim == 4 and image.shape[-1] == 3:
+        n, h, w, _ = image.shape
+        # cvtColor is per pixel, so an (N*H, W, 3) view gives the same answer in one call.
+        return cv2.cvtColor(np.ascontiguousarray(image).reshape(n * h, w, 3), code).reshape(n, h, w, 3)
+    raise ValueError(f"expected an (H, W, 3) image or an (N, H, W, 3) batch, got shape {image.shape}")
+
+
+def rgb_to_lab(rgb: np.ndarray, *, bgr: bool = False) -> np.ndarray:
+    """RGB (uint8, uint16 or float in [0, 1]) -> float32 Lab of the same shape."""
+    return _apply(_as_float01(rgb), cv2.COLOR_BGR2Lab if bgr else cv2.COLOR_RGB2Lab)
+
+
+def lab_to_rgb_float(lab: np.ndarray, *, bgr: bool = False) -> np.ndarray:
+    """float32 Lab -> float32 RGB clipped to [0, 1] (out-of-gamut Lab is clipped, not wrapped)."""
+    rgb = _apply(lab.astype(np.float32, copy=False), cv2.COLOR_Lab2BGR if bgr else cv2.COLOR_Lab2RGB)
+    return np.clip(rgb, 0.0, 1.0, out=rgb)
+
+
+def lab_to_rgb(lab: np.ndarray, *, bgr: bool = False, dtype: type = np.uint8) -> np.ndarray:
+    """float32 Lab -> RGB as uint8 (default) or uint16, rounded to nearest."""
+    rgb = lab_to_rgb_float(lab, bgr=bgr)
+    peak = {np.uint8: 255.0, np.uint16: 65535.0}.get(dtype)
+    if peak is None:
+        raise TypeError(f"dtype must be np.uint8 or np.uint16, got {dtype}")
+    # One fused scale+round+cast; convertScaleAbs-style rounding is what the prototype measured fastest.
+    return (rgb * np.float32(peak) + np.float32(0.5)).astype(dtype)
+
+
+def luminance(rgb: np.ndarray, *, bgr: bool = False) -> np.ndarray:
+    """The L channel (float32, 0..100) of an RGB image or batch: shape (..., H, W)."""
+    return rgb_to_lab(rgb, bgr=bgr)[..., 0]
+
+
+def gray_to_l(gray: np.ndarray) -> np.ndarray:
+    """A single-channel picture (uint8/uint16/float [0, 1]), shape (..., H, W) -> its L (0..100).
+
+    A gray pixel is R = G = B, whose Lab L is the CIE lightness of that value; going
+    through the same cvtColor path keeps this identical to ``luminance`` of a gray RGB.
+    """
+    g = _as_float01(gray)
+    rgb = np.repeat(g[..., None], 3, axis=-1)
+    return _apply(rgb, cv2.COLOR_RGB2Lab)[..., 0]
+
+
+def normalize_l(l: np.ndarray) -> np.ndarray:
+    """L in [0, 100] -> network units in [-1, 1]."""
+    return (l.astype(np.float32, copy=False) - np.float32(L_CENTER)) / np.float32(L_SCALE)
+
+
+def denormalize_l(l_n: np.ndarray) -> np.ndarray:
+    """Network L in [-1, 1] -> L in [0, 100]."""
+    return l_n.astype(np.float32, copy=False) * np.float32(L_SCALE) + np.float32(L_CENTER)
+
+
+def normalize_ab(ab: np.ndarray) -> np.ndarray:
+    """ab in Lab units -> network units (about [-1, 1])."""
+    return ab.astype(np.float32, copy=False) / np.float32(AB_SCALE)
+
+
+def denormalize_ab(ab_n: np.ndarray) -> np.ndarray:
+    """Network ab (tanh output, [-1, 1]) -> ab in Lab units."""
+    return ab_n.astype(np.float32, copy=False) * np.float32(AB_SCALE)
+
+
+def rgb_to_network(rgb: np.ndarray, *, bgr: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """RGB image/batch -> (L_n, ab_n) in network units, channels-last: (..., H, W, 1), (..., H, W, 2)."""
+    lab = rgb_to_lab(rgb, bgr=bgr)
+    return normalize_l(lab[..., :1]), normalize_ab(lab[..., 1:])
+
+
+def network_to_rgb(l_n: np.ndarray, ab_n: np.ndarray, *, bgr: bool = False) -> np.ndarray:
+    """(L_n (..., H, W, 1), ab_n (..., H, W, 2)) in network units -> uint8 RGB."""
+    lab = np.concatenate([denormalize_l(l_n), denormalize_ab(ab_n)], axis=-1)
+    return lab_to_rgb(lab, bgr=bgr)
+
+
+def merge_l_ab(l: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """L (H, W) and ab (H, W, 2), both in Lab units -> Lab (H, W, 3) float32.
+
+    cv2.merge is ~3x faster than np.dstack at photo sizes (the prototype measured 6 vs 18 ms).
+    """
+    l = l.astype(np.float32, copy=False)
+    ab = ab.astype(np.float32, copy=False)
+    return cv2.merge([l, ab[..., 0], ab[..., 1]])

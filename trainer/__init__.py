@@ -1,0 +1,1 @@
+"""labcolor trainer: Lab-space pix2pix-style GAN training with PyTorch."""

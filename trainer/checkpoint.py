@@ -1,0 +1,81 @@
+"""One checkpoint dict per run: weights, optimiser/scheduler/scaler states, RNG, step and config.
+
+Layout (a plain dict, loadable with `torch.load(weights_only=True)`):
+
+    format            "labcolor-checkpoint"
+    version           1
+    labcolor_version  package version that wrote it
+    config            TrainConfig.to_dict()
+    generator         {"spec": GeneratorSpec.to_dict(), "state": state_dict}
+    discriminator     {"spec": ..., "state": ...} or None (L1-only baseline)
+    optim             {"g": ..., "d": ...|None, "sched_g": ..., "sched_d": ...|None, "scaler": ...}
+    epoch, step       completed epochs, optimiser steps so far
+    rng               {"torch": ByteTensor, "cuda": [ByteTensor] | None}
+    metrics           the last epoch's metrics line
+    data              a one-line description of the training data
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainer.networks import GeneratorSpec, UNetGenerator, build_generator
+
+FORMAT = "labcolor-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """The file is not a labcolor checkpoint, or one this version cannot read."""
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file beside `path`, then rename: a crash never leaves a torn file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and check a checkpoint; weights_only=True so a crafted file cannot run code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt/foreign files
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc.__class__.__name__}: {exc})") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a labcolor checkpoint")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is not supported (expected {VERSION})")
+    return ckpt
+
+
+def generator_from_checkpoint(ckpt: dict[str, Any]) -> UNetGenerator:
+    """Rebuild the generator from the checkpoint alone (spec + weights)."""
+    g = ckpt["generator"]
+    net = build_generator(GeneratorSpec(**g["spec"]))
+    net.load_state_dict(g["state"])
+    return net
+
+
+def load_generator(path: Path) -> tuple[UNetGenerator, dict[str, Any]]:
+    """(generator in eval mode, checkpoint dict) from a checkpoint path."""
+    ckpt = load_checkpoint(path)
+    net = generator_from_checkpoint(ckpt)
+    net.eval()
+    return net, ckpt

@@ -1,0 +1,414 @@
+"""The training loop: pix2pix-style conditional GAN (or plain L1 U-Net) in Lab space.
+
+Per step, with L (N, 1, S, S) and real ab (N, 2, S, S) in network units:
+    fake = G(L)
+    D step: D([L, ab]) -> real, D([L, fake.detach()]) -> fake     (skipped when adv_weight == 0)
+    G step: adv_weight * GAN(D([L, fake])) + l1_weight * |fake - ab|
+
+Per epoch: validation L1/PSNR, a sample grid, an atomic checkpoint, one JSON metrics line.
+`resume` restores weights, optimisers, schedulers, AMP scaler and RNG so the next step is
+the one an uninterrupted run would have taken.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from runtime import __version__ as labcolor_version
+from runtime import color
+from trainer.checkpoint import FORMAT, VERSION, load_checkpoint, save_atomic
+from trainer.config import RESUMABLE_FIELDS, ConfigError, TrainConfig
+from trainer.data import DataBundle, DataError, EpochSampler, build_data
+from trainer.losses import GANLoss, l1_loss
+from trainer.networks import build_discriminator, build_generator, count_parameters
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+METRICS_NAME = "metrics.jsonl"
+SAMPLES_DIR = "samples"
+
+
+class TrainProgress(Protocol):
+    """What the loop reports while it runs; the CLI draws a progress bar from it."""
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None: ...
+    def step(self, images: int, losses: dict[str, float]) -> None: ...
+    def epoch_end(self, metrics: dict[str, Any]) -> None: ...
+
+
+class _Silent:
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None: ...
+    def step(self, images: int, losses: dict[str, float]) -> None: ...
+    def epoch_end(self, metrics: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    checkpoint: Path
+    metrics: dict[str, Any]
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto -> cuda > mps > cpu; an explicit device that is not available is an error, not a fallback."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"--device {name!r} is not a torch device ({exc})") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available to this PyTorch build")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {name}: MPS is not available on this machine")
+    return dev
+
+
+def lr_lambda(cfg: TrainConfig):
+    """Multiplier of the base LR after `epoch` completed epochs (scheduler steps once per epoch)."""
+
+    def factor(epoch: int) -> float:
+        if cfg.lr_decay == "linear":
+            # pix2pix: constant for decay_start epochs, then linearly to 0 at the last epoch.
+            return 1.0 - max(0, epoch - cfg.decay_start) / float(cfg.epochs - cfg.decay_start + 1)
+        if cfg.lr_decay == "step":
+            return cfg.decay_gamma ** (epoch // cfg.decay_every)
+        return 1.0
+
+    return factor
+
+
+def _loader(ds, cfg: TrainConfig, sampler: EpochSampler, *, batch_size: int, drop_last: bool) -> DataLoader:
+    # A private generator: worker seeding must not draw from the global RNG, or a resumed run
+    # (whose loader starts at another point of the RNG stream) would diverge.
+    gen = torch.Generator().manual_seed(cfg.seed)
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=cfg.workers,
+        drop_last=drop_last,
+        persistent_workers=cfg.workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        generator=gen,
+    )
+
+
+def _d_input(l_n: torch.Tensor, ab_n: torch.Tensor, conditional: bool) -> torch.Tensor:
+    return torch.cat([l_n, ab_n], dim=1) if conditional else ab_n
+
+
+def _to_hwc(t: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) tensor -> (N, H, W, C) float32 array."""
+    return t.detach().float().cpu().numpy().transpose(0, 2, 3, 1)
+
+
+def psnr_uint8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-image PSNR in dB of two uint8 batches (N, H, W, 3); identical images give inf."""
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(axis=1)
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(255.0**2 / mse)
+
+
+@torch.no_grad()
+def evaluate(g: nn.Module, loader: DataLoader, device: torch.device, max_images: int) -> dict[str, float]:
+    """Validation L1 of ab (Lab units) and mean RGB PSNR over at most `max_images` images."""
+    was_training = g.training
+    g.eval()
+    l1_sum, psnr_sum, n = 0.0, 0.0, 0
+    for l_n, ab_n in loader:
+        if n >= max_images:
+            break
+        take = min(len(l_n), max_images - n)
+        l_n, ab_n = l_n[:take].to(device), ab_n[:take].to(device)
+        fake = g(l_n).float()
+        l1_sum += float((fake - ab_n).abs().mean(dim=(1, 2, 3)).sum()) * color.AB_SCALE
+        l_hwc = _to_hwc(l_n)
+        pred = color.network_to_rgb(l_hwc, _to_hwc(fake))
+        truth = color.network_to_rgb(l_hwc, _to_hwc(ab_n))
+        # Cap at 100 dB so one perfectly flat picture cannot make the mean infinite.
+        psnr_sum += float(np.minimum(psnr_uint8(pred, truth), 100.0).sum())
+        n += take
+    g.train(was_training)
+    return {"val_l1_ab": l1_sum / max(n, 1), "val_psnr": psnr_sum / max(n, 1), "val_images": n}
+
+
+@torch.no_grad()
+def sample_grid(g: nn.Module, l_n: torch.Tensor, ab_n: torch.Tensor, device: torch.device) -> np.ndarray:
+    """Rows of grayscale | ground truth | colorized, as one BGR uint8 image ready for imwrite."""
+    was_training = g.training
+    g.eval()
+    fake = g(l_n.to(device)).float().cpu()
+    g.train(was_training)
+    l_hwc = _to_hwc(l_n)
+    gray = color.network_to_rgb(l_hwc, np.zeros_like(_to_hwc(ab_n)), bgr=True)
+    truth = color.network_to_rgb(l_hwc, _to_hwc(ab_n), bgr=True)
+    pred = color.network_to_rgb(l_hwc, _to_hwc(fake), bgr=True)
+    rows = [np.concatenate([a, b, c], axis=1) for a, b, c in zip(gray, truth, pred)]
+    grid = np.concatenate(rows, axis=0)
+    size = l_n.shape[-1]
+    if size < 128:  # tiny CIFAR crops are unreadable at 1:1; nearest-neighbour keeps pixels honest
+        k = 128 // size
+        grid = cv2.resize(grid, None, fx=k, fy=k, interpolation=cv2.INTER_NEAREST)
+    return grid
+
+
+def write_png_atomic(img: np.ndarray, path: Path) -> None:
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(buf.tobytes())
+    os.replace(tmp, path)
+
+
+def _rewrite_metrics(path: Path, upto_epoch: int) -> None:
+    """On resume, drop metric lines of epochs the checkpoint does not contain (a crash after logging)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= upto_epoch]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(ln + "\n" for ln in keep))
+    os.replace(tmp, path)
+
+
+def merge_resume_config(saved: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """The checkpoint's config with the few options a resume may change; anything else is an error."""
+    changed = {k: v for k, v in overrides.items() if getattr(saved, k) != v}
+    refused = sorted(set(changed) - RESUMABLE_FIELDS)
+    if refused:
+        detail = ", ".join(f"{k} (checkpoint {getattr(saved, k)!r}, given {changed[k]!r})" for k in refused)
+        raise ConfigError(f"--resume continues the same run; these options differ from the checkpoint: {detail}")
+    return replace(saved, **changed)
+
+
+@dataclass
+class TrainState:
+    """Models, optimisers and counters of one run: everything a checkpoint saves."""
+
+    cfg: TrainConfig
+    device: torch.device
+    g: nn.Module
+    d: nn.Module | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer | None
+    sched_g: torch.optim.lr_scheduler.LambdaLR
+    sched_d: torch.optim.lr_scheduler.LambdaLR | None
+    scaler: torch.amp.GradScaler
+    gan: GANLoss | None
+    use_amp: bool
+    epoch: int = 0  # completed epochs
+    step: int = 0  # optimiser steps taken
+
+    @classmethod
+    def create(cls, cfg: TrainConfig, device: torch.device) -> "TrainState":
+        g = build_generator(cfg.generator_spec(), init_std=cfg.init_std).to(device)
+        d = build_discriminator(cfg.discriminator_spec(), init_std=cfg.init_std).to(device) if cfg.adversarial else None
+        opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+        opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2)) if d is not None else None
+        use_amp = cfg.amp and device.type == "cuda"
+        return cls(
+            cfg=cfg,
+            device=device,
+            g=g,
+            d=d,
+            opt_g=opt_g,
+            opt_d=opt_d,
+            sched_g=torch.optim.lr_scheduler.LambdaLR(opt_g, lr_lambda(cfg)),
+            sched_d=torch.optim.lr_scheduler.LambdaLR(opt_d, lr_lambda(cfg)) if opt_d is not None else None,
+            scaler=torch.amp.GradScaler("cuda", enabled=use_amp),
+            gan=GANLoss(cfg.gan_loss, cfg.real_label) if cfg.adversarial else None,
+            use_amp=use_amp,
+        )
+
+    def checkpoint(self, *, data: str, metrics: dict[str, Any]) -> dict[str, Any]:
+        d, opt_d, sched_d = self.d, self.opt_d, self.sched_d
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "labcolor_version": labcolor_version,
+            "config": self.cfg.to_dict(),
+            "data": data,
+            "generator": {"spec": self.cfg.generator_spec().to_dict(), "state": self.g.state_dict()},
+            "discriminator": (
+                {"spec": self.cfg.discriminator_spec().to_dict(), "state": d.state_dict()} if d is not None else None
+            ),
+            "optim": {
+                "g": self.opt_g.state_dict(),
+                "d": opt_d.state_dict() if opt_d is not None else None,
+                "sched_g": self.sched_g.state_dict(),
+                "sched_d": sched_d.state_dict() if sched_d is not None else None,
+                "scaler": self.scaler.state_dict(),
+            },
+            "epoch": self.epoch,
+            "step": self.step,
+            # Taken after validation and sampling (which draw no random numbers), so a resumed
+            # run starts the next epoch from exactly this RNG state.
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
+            },
+            "metrics": metrics,
+        }
+
+    def restore(self, ckpt: dict[str, Any]) -> None:
+        self.g.load_state_dict(ckpt["generator"]["state"])
+        self.opt_g.load_state_dict(ckpt["optim"]["g"])
+        self.sched_g.load_state_dict(ckpt["optim"]["sched_g"])
+        if self.d is not None:
+            self.d.load_state_dict(ckpt["discriminator"]["state"])
+            self.opt_d.load_state_dict(ckpt["optim"]["d"])
+            self.sched_d.load_state_dict(ckpt["optim"]["sched_d"])
+        self.scaler.load_state_dict(ckpt["optim"]["scaler"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if self.device.type == "cuda" and ckpt["rng"]["cuda"] is not None:
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        self.epoch, self.step = ckpt["epoch"], ckpt["step"]
+
+
+def train_step(state: TrainState, l_n: torch.Tensor, ab_n: torch.Tensor) -> dict[str, float]:
+    """One optimiser step of D (if any) then G on L (N, 1, S, S) and ab (N, 2, S, S); returns the losses."""
+    cfg, g, d, amp = state.cfg, state.g, state.d, state.use_amp
+    dev = state.device.type
+    l_n = l_n.to(state.device, non_blocking=True)
+    ab_n = ab_n.to(state.device, non_blocking=True)
+    with torch.autocast(dev, enabled=amp):
+        fake = g(l_n)
+    losses: dict[str, float] = {}
+
+    if d is not None:
+        # D step: real pairs vs generated pairs (G's graph detached).
+        d.requires_grad_(True)
+        with torch.autocast(dev, enabled=amp):
+            real_logits = d(_d_input(l_n, ab_n, cfg.d_conditional)).float()
+            fake_logits = d(_d_input(l_n, fake.detach(), cfg.d_conditional)).float()
+            loss_d = state.gan.discriminator(real_logits, fake_logits)
+        state.opt_d.zero_grad(set_to_none=True)
+        state.scaler.scale(loss_d).backward()
+        state.scaler.step(state.opt_d)
+        d.requires_grad_(False)  # G's step must not accumulate grads into D
+        losses.update(d_loss=loss_d.item(), d_real=real_logits.detach().mean().item(), d_fake=fake_logits.detach().mean().item())
+
+    with torch.autocast(dev, enabled=amp):
+        loss_l1 = l1_loss(fake.float(), ab_n)
+        loss_g = cfg.l1_weight * loss_l1
+        if d is not None:
+            loss_adv = state.gan.generator(d(_d_input(l_n, fake, cfg.d_conditional)).float())
+            loss_g = loss_g + cfg.adv_weight * loss_adv
+            losses["g_adv"] = loss_adv.item()
+    state.opt_g.zero_grad(set_to_none=True)
+    state.scaler.scale(loss_g).backward()
+    state.scaler.step(state.opt_g)
+    state.scaler.update()
+    losses["g_l1"] = loss_l1.item()
+    state.step += 1
+    return losses
+
+
+def train(cfg: TrainConfig, *, resume: Path | None = None, progress: TrainProgress | None = None) -> TrainResult:
+    """Train (or resume) the run described by `cfg`; returns where its outputs are."""
+    progress = progress or _Silent()
+    ckpt = load_checkpoint(resume) if resume is not None else None
+    out = Path(cfg.out)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    data: DataBundle = build_data(
+        Path(cfg.data),
+        Path(cfg.val) if cfg.val else None,
+        dataset=cfg.dataset,
+        size=cfg.size,
+        seed=cfg.seed,
+        crop_scale=cfg.crop_scale,
+        flip=cfg.flip,
+        val_fraction=cfg.val_fraction,
+        cache_mb=cfg.cache_mb,
+        download=cfg.download,
+    )
+    if len(data.train) < cfg.batch_size:
+        raise DataError(f"{cfg.data}: {len(data.train)} training images, fewer than --batch-size {cfg.batch_size}")
+    log.info("data: %s", data.description)
+
+    state = TrainState.create(cfg, device)
+    log.info("generator: %d parameters; discriminator: %s", count_parameters(state.g),
+             count_parameters(state.d) if state.d is not None else "none (L1-only)")
+    metrics: dict[str, Any] = {}
+    if ckpt is not None:
+        state.restore(ckpt)
+        metrics = ckpt["metrics"]
+        _rewrite_metrics(out / METRICS_NAME, state.epoch)
+        log.info("resumed %s at epoch %d, step %d", resume, state.epoch, state.step)
+
+    train_sampler = EpochSampler(len(data.train), seed=cfg.seed, shuffle=True)
+    train_loader = _loader(data.train, cfg, train_sampler, batch_size=cfg.batch_size, drop_last=True)
+    val_loader = _loader(data.val, cfg, EpochSampler(len(data.val), seed=cfg.seed, shuffle=False),
+                         batch_size=cfg.batch_size, drop_last=False)
+    sample_items = [data.val[i] for i in range(min(cfg.sample_count, len(data.val)))]
+    sample_l = torch.stack([it[0] for it in sample_items])
+    sample_ab = torch.stack([it[1] for it in sample_items])
+
+    out.mkdir(parents=True, exist_ok=True)
+    for epoch in range(state.epoch, cfg.epochs):
+        train_sampler.set_epoch(epoch)
+        state.g.train()
+        if state.d is not None:
+            state.d.train()
+        sums: dict[str, float] = {}
+        batches, images, t0 = 0, 0, time.perf_counter()
+        progress.epoch_start(epoch + 1, cfg.epochs, len(train_loader))
+        for l_n, ab_n in train_loader:
+            losses = train_step(state, l_n, ab_n)
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            batches += 1
+            images += len(l_n)
+            progress.step(len(l_n), losses)
+        seconds = time.perf_counter() - t0
+        state.sched_g.step()
+        if state.sched_d is not None:
+            state.sched_d.step()
+        state.epoch = epoch + 1
+
+        metrics = {
+            "epoch": state.epoch,
+            "step": state.step,
+            **{k: v / max(batches, 1) for k, v in sums.items()},
+            **evaluate(state.g, val_loader, device, cfg.val_max_images),
+            "lr_g": state.opt_g.param_groups[0]["lr"],
+            "lr_d": state.opt_d.param_groups[0]["lr"] if state.opt_d is not None else None,
+            "images_per_s": images / seconds if seconds > 0 else math.nan,
+            "epoch_seconds": seconds,
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_png_atomic(sample_grid(state.g, sample_l, sample_ab, device),
+                         out / SAMPLES_DIR / f"epoch_{state.epoch:04d}.png")
+        save_atomic(state.checkpoint(data=data.description, metrics=metrics), out / CHECKPOINT_NAME)
+        with open(out / METRICS_NAME, "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        log.debug("epoch %d: %s", state.epoch, json.dumps(metrics))
+        progress.epoch_end(metrics)
+    return TrainResult(out=out, checkpoint=out / CHECKPOINT_NAME, metrics=metrics)
