@@ -105,24 +105,24 @@ def gray_to_l(gray: np.ndarray) -> np.ndarray:
     return _apply(rgb, cv2.COLOR_RGB2Lab)[..., 0]
 
 
-def normalize_l(l: np.ndarray) -> np.ndarray:
+def normalize_l(l: np.ndarray, scaling: LabScaling = SCALING) -> np.ndarray:
     """L in [0, 100] -> network units in [-1, 1]."""
-    return (l.astype(np.float32, copy=False) - np.float32(L_CENTER)) / np.float32(L_SCALE)
+    return (l.astype(np.float32, copy=False) - np.float32(scaling.l_center)) / np.float32(scaling.l_scale)
 
 
-def denormalize_l(l_n: np.ndarray) -> np.ndarray:
+def denormalize_l(l_n: np.ndarray, scaling: LabScaling = SCALING) -> np.ndarray:
     """Network L in [-1, 1] -> L in [0, 100]."""
-    return l_n.astype(np.float32, copy=False) * np.float32(L_SCALE) + np.float32(L_CENTER)
+    return l_n.astype(np.float32, copy=False) * np.float32(scaling.l_scale) + np.float32(scaling.l_center)
 
 
-def normalize_ab(ab: np.ndarray) -> np.ndarray:
+def normalize_ab(ab: np.ndarray, scaling: LabScaling = SCALING) -> np.ndarray:
     """ab in Lab units -> network units (about [-1, 1])."""
-    return ab.astype(np.float32, copy=False) / np.float32(AB_SCALE)
+    return ab.astype(np.float32, copy=False) / np.float32(scaling.ab_scale)
 
 
-def denormalize_ab(ab_n: np.ndarray) -> np.ndarray:
+def denormalize_ab(ab_n: np.ndarray, scaling: LabScaling = SCALING) -> np.ndarray:
     """Network ab (tanh output, [-1, 1]) -> ab in Lab units."""
-    return ab_n.astype(np.float32, copy=False) * np.float32(AB_SCALE)
+    return ab_n.astype(np.float32, copy=False) * np.float32(scaling.ab_scale)
 
 
 def rgb_to_network(rgb: np.ndarray, *, bgr: bool = False) -> tuple[np.ndarray, np.ndarray]:
