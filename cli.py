@@ -266,6 +266,12 @@ def train_command(
               f"{result.out / 'samples'}", highlight=False)
 
 
+# ---- export / info commands (exporter) ----
+
+
+# ---- colorize PATH... default command (runtime) ----
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
