@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Recipe of the interim default model shipped in runtime/models/default.onnx (issue 4).
+# Trained on the CPU of a 2-core machine on the project's photo corpus (train/ only,
+# validated on val/). Usage: scripts/train_default_v0.sh [PHOTOS_DIR] [RUN_DIR]
+set -euo pipefail
+photos=${1:-../shared/data/photos}
+run=${2:-runs/default-v0}
+colorize train \
+  --data "$photos/train" --val "$photos/val" \
+  --size 128 --crop-scale 0.25 \
+  --depth 6 --base-channels 32 --max-channels 256 --g-norm batch --dropout 0.5 \
+  --d-kind patch --d-norm batch --d-base-channels 32 --d-layers 3 \
+  --gan-loss vanilla --adv-weight 1 --l1-weight 100 --real-label 0.9 \
+  --batch-size 16 --epochs 60 --lr-g 2e-4 --lr-d 2e-4 --lr-decay linear --decay-start 30 \
+  --workers 1 --seed 0 --sample-count 8 \
+  --out "$run"
+colorize export "$run/checkpoint.pt" -o "$run/default.onnx"
