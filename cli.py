@@ -12,7 +12,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
@@ -232,11 +231,12 @@ def train_command(
     from trainer.data import DataError
     from trainer.train import merge_resume_config, train
 
-    # Options given on the command line (not their defaults): on --resume, only these may override the checkpoint.
+    # Options given on the command line (not their defaults): on --resume, only these may override
+    # the checkpoint. Typer vendors its own click, so the source enum is compared by name.
     explicit = {
         name: value
         for name, value in ctx.params.items()
-        if name in _CONFIG_FIELDS and ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT
+        if name in _CONFIG_FIELDS and ctx.get_parameter_source(name).name != "DEFAULT"
     }
     explicit = {k: str(v) if isinstance(v, Path) else v for k, v in explicit.items()}
     try:
@@ -267,6 +267,86 @@ def train_command(
 
 
 # ---- export / info commands (exporter) ----
+
+
+@app.command("export")
+def export_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A labcolor checkpoint.pt written by `colorize train`.")],
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="The .onnx file to write. Default: model[-fp16|-int8].onnx beside CHECKPOINT."),
+    ] = None,
+    fp16: Annotated[
+        bool, typer.Option("--fp16", help="float16 weights and compute (inputs/outputs stay float32).")
+    ] = False,
+    int8: Annotated[
+        bool, typer.Option("--int8", help="int8 static quantization (onnxruntime QDQ), refused if its ab error is too large.")
+    ] = False,
+    opset: Annotated[int, typer.Option(help="ONNX opset (17 or newer).")] = 18,
+    inference_size: Annotated[
+        Optional[int],
+        typer.Option(help="Recommended working size in px recorded in the model. Default: max(256, training size)."),
+    ] = None,
+    calibration: Annotated[
+        Optional[Path],
+        typer.Option(help="Folder of pictures for int8 calibration and parity checks. Default: synthetic pictures."),
+    ] = None,
+    int8_max_error: Annotated[
+        float, typer.Option(help="--int8: refuse when the mean ab error vs PyTorch exceeds this (Lab units).")
+    ] = 2.0,
+    force: Annotated[bool, typer.Option(help="--int8: write the model even when its error exceeds the bound.")] = False,
+) -> None:
+    """Export a checkpoint's generator to a checked, self-describing ONNX model.
+
+    Dynamic batch, height and width (multiples of the model's size multiple). Before anything is written: onnx.checker
+    full check and onnxruntime vs PyTorch parity on random and photo-like inputs at several sizes and two batch sizes.
+    """
+    from export import ExportError
+    from export.onnx import export_generator
+
+    if fp16 and int8:
+        raise _fail("--fp16 and --int8 exclude each other")
+    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+    if out is None:
+        out = checkpoint.parent / ("model.onnx" if precision == "fp32" else f"model-{precision}.onnx")
+    try:
+        report = export_generator(
+            checkpoint,
+            out,
+            opset=opset,
+            precision=precision,
+            inference_size=inference_size,
+            calibration=calibration,
+            int8_max_error=int8_max_error,
+            force=force,
+        )
+    except (ExportError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    for line in report.lines():
+        err.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command("info")
+def info_command(
+    model: Annotated[Path, typer.Argument(help="A .onnx model written by `colorize export`.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything, full metadata included, as JSON.")] = False,
+    providers: Annotated[
+        bool, typer.Option(help="Check which onnxruntime execution providers can run the model here.")
+    ] = True,
+) -> None:
+    """Show a model's metadata, inputs and outputs, opset, size, parameters and usable execution providers."""
+    import json
+
+    from export.info import ModelFileError, inspect_model
+
+    try:
+        info = inspect_model(model, providers=providers)
+    except ModelFileError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(info.to_dict(), indent=2, sort_keys=True))
+    else:
+        typer.echo("\n".join(info.lines()))
 
 
 # ---- colorize PATH... default command (runtime) ----
