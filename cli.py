@@ -268,6 +268,8 @@ def train_command(
 
 # ---- export / info commands (exporter) ----
 
+import export as _export_defaults  # noqa: E402 - torch-free package root: only defaults and ExportError
+
 
 @app.command("export")
 def export_command(
@@ -282,7 +284,7 @@ def export_command(
     int8: Annotated[
         bool, typer.Option("--int8", help="int8 static quantization (onnxruntime QDQ), refused if its ab error is too large.")
     ] = False,
-    opset: Annotated[int, typer.Option(help="ONNX opset (17 or newer).")] = 18,
+    opset: Annotated[int, typer.Option(help="ONNX opset (17 or newer).")] = _export_defaults.DEFAULT_OPSET,
     inference_size: Annotated[
         Optional[int],
         typer.Option(help="Recommended working size in px recorded in the model. Default: max(256, training size)."),
@@ -293,7 +295,11 @@ def export_command(
     ] = None,
     int8_max_error: Annotated[
         float, typer.Option(help="--int8: refuse when the mean ab error vs PyTorch exceeds this (Lab units).")
-    ] = 2.0,
+    ] = _export_defaults.INT8_MAX_MEAN_AB,
+    int8_float_levels: Annotated[
+        Optional[int],
+        typer.Option(help="--int8: outermost decoder levels kept in float. Default: the fewest that meet the bound."),
+    ] = None,
     force: Annotated[bool, typer.Option(help="--int8: write the model even when its error exceeds the bound.")] = False,
 ) -> None:
     """Export a checkpoint's generator to a checked, self-describing ONNX model.
@@ -318,6 +324,7 @@ def export_command(
             inference_size=inference_size,
             calibration=calibration,
             int8_max_error=int8_max_error,
+            int8_float_levels=int8_float_levels,
             force=force,
         )
     except (ExportError, FileNotFoundError) as exc:
@@ -351,10 +358,187 @@ def info_command(
 
 # ---- colorize PATH... default command (runtime) ----
 
+_RUN, _RUN_MODEL, _RUN_SPEED = "Output", "Model", "Speed"
+app.info.epilog = (
+    "[b]Default command:[/] [cyan]colorize PATH...[/] means [cyan]colorize run PATH...[/] (see colorize run --help); "
+    "a file or folder named like a command is reached by its path, e.g. [cyan]colorize ./train[/]"
+)
+
+
+@app.command("run")
+def run_command(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Pictures and/or folders (walked recursively).", show_default=False, metavar="PATH"),
+    ],
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--output", "-o",
+            help="Output folder, mirroring the inputs' relative paths. Default: <folder>_colorized beside each "
+            "input folder (for a file: beside the folder that holds it). Never inside an input folder.",
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
+    fmt: Annotated[
+        Optional[str],
+        typer.Option(
+            "--format", "-f",
+            help="Output format (jpg, png, webp, tiff, bmp, ...). Default: the input's own format "
+            "(PNG for formats OpenCV cannot write in colour). 16-bit stays 16-bit in png/tiff/ppm, else 8-bit.",
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Redo pictures whose output exists (default: skip them, so a re-run resumes).",
+                           rich_help_panel=_RUN)
+    ] = False,
+    model: Annotated[
+        Optional[Path],
+        typer.Option("--model", "-m", help="A .onnx model from `colorize export`. Default: the shipped model.",
+                     rich_help_panel=_RUN_MODEL),
+    ] = None,
+    size: Annotated[
+        Optional[int],
+        typer.Option(help="Working size in px (longer side) the network sees; the result keeps full resolution. "
+                     "Default: the model's inference_size.", rich_help_panel=_RUN_MODEL),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA if it really loads, else CPU), cpu, cuda or cuda:N.",
+                          rich_help_panel=_RUN_SPEED)
+    ] = "auto",
+    batch_size: Annotated[
+        Optional[int], typer.Option(help="Pictures per inference. Default: 8 on CUDA, 1 on CPU.",
+                                    rich_help_panel=_RUN_SPEED)
+    ] = None,
+    workers: Annotated[
+        Optional[int], typer.Option(help="Pictures processed in parallel. Default: one per CPU core.",
+                                    rich_help_panel=_RUN_SPEED)
+    ] = None,
+    threads: Annotated[
+        Optional[int], typer.Option(help="onnxruntime threads per inference. Default: CPU cores / workers.",
+                                    rich_help_panel=_RUN_SPEED)
+    ] = None,
+) -> None:
+    """Colorize pictures: files and folders (recursive) -> colour copies at full resolution. The default command.
+
+    [cyan]colorize photos/[/] writes photos_colorized/ beside photos/, mirroring sub-folders; [cyan]colorize ./train[/] reaches a folder named like a command. Gray, colour (taken as its lightness), alpha (kept), 16-bit, palette and EXIF-rotated pictures are read; folders are searched for known picture extensions, hidden files skipped.
+
+    Each output is written atomically (temporary file, then rename); outputs that exist are skipped, so an interrupted run resumes where it stopped. Inputs are never modified. Bad files are reported with a reason and the run goes on; exit code 1 if any file failed, 2 for bad usage.
+    """
+    import time
+
+    import cv2
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    from runtime import ColorizeError, Colorizer, MetadataError, Summary
+    from runtime.imageio import output_suffix
+    from runtime.jobs import count_jobs
+
+    for name, value in (("--size", size), ("--batch-size", batch_size), ("--workers", workers)):
+        if value is not None and value <= 0:
+            raise _fail(f"{name} must be a positive number, got {value}")
+    if threads is not None and threads < 0:
+        raise _fail(f"--threads must be 0 (onnxruntime's default) or more, got {threads}")
+    # Per-file decode failures are reported in the summary; OpenCV's own stderr lines would only repeat them.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        if fmt is not None:
+            output_suffix("", fmt)
+        total = count_jobs(paths, output, fmt)
+        colorizer = Colorizer(model, device, size=size, threads=threads, batch_size=batch_size)
+    except (ColorizeError, MetadataError, FileNotFoundError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if total == 0:
+        err.print("no pictures found (folders are searched for known picture extensions)", highlight=False)
+        return
+    logging.getLogger("labcolor").info(
+        "%d picture(s), model %s, %s, working size %d, batch %d",
+        total, colorizer.model_path.name, colorizer.device, colorizer.size, colorizer.batch_size,
+    )
+
+    class _Rate(ProgressColumn):
+        """Pictures actually colorized per second (skipped ones are free and would inflate it)."""
+
+        def render(self, task: Any) -> Text:
+            done, started = task.fields.get("done", 0), task.fields.get("started") or time.perf_counter()
+            elapsed = time.perf_counter() - started
+            return Text(f"{done / elapsed:5.1f} img/s" if done and elapsed > 0 else "  --- img/s", style="cyan")
+
+    summary = Summary()
+    interrupted = False
+    results = colorizer.colorize_folder(paths, output, overwrite=overwrite, format=fmt, workers=workers)
+    with Progress(
+        TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeElapsedColumn(),
+        TimeRemainingColumn(), TextColumn("{task.fields[note]}"), console=err, transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("colorize", total=total, note="", done=0, started=None)
+        try:
+            for result in results:
+                if result.status == "done" and summary.done == 0:
+                    # Start the clock at the first finished picture, so start-up does not count.
+                    bar.update(task, started=time.perf_counter() - result.seconds)
+                summary.add(result)
+                note = f"[yellow]{summary.skipped} skipped[/] " if summary.skipped else ""
+                note += f"[red]{len(summary.failed)} failed[/]" if summary.failed else ""
+                bar.update(task, advance=1, done=summary.done, note=note)
+        except KeyboardInterrupt:
+            interrupted = True
+        except (ColorizeError, OSError) as exc:
+            raise _fail(str(exc)) from None
+        finally:
+            results.close()  # lets pictures in flight finish their atomic write, starts no new one
+    for source, reason in summary.failed:
+        err.print(f"[red]failed[/] {source}: {reason}", highlight=False, soft_wrap=True)
+    where = output if output is not None else ", ".join(sorted({str(_default_out(p)) for p in paths}))
+    err.print(
+        f"{'interrupted: ' if interrupted else ''}[green]{summary.done} done[/], {summary.skipped} skipped "
+        f"(output exists), [{'red' if summary.failed else 'green'}]{len(summary.failed)} failed[/] -> {where}",
+        highlight=False, soft_wrap=True,
+    )
+    if interrupted:
+        raise typer.Exit(130)
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _default_out(path: Path) -> Path:
+    from runtime.jobs import default_output_root
+
+    return default_output_root(Path(path).resolve())
+
+
+_ROOT_FLAGS = frozenset({"-v", "--verbose", "-q", "--quiet"})
+_ROOT_ONLY = frozenset({"--help", "--install-completion", "--show-completion"})
+
+
+def _route(args: list[str]) -> list[str]:
+    """Make `run` the default command: `colorize [-v|-q] PATH... [opts]` -> `colorize [-v|-q] run PATH... [opts]`.
+
+    Only the first token after the root flags decides: a command name stays a command (so a folder named
+    `train` is given as ./train), --help stays the root's help, anything else (a path, or a `run` option such
+    as -o) goes to `run`.
+    """
+    names = {c.name for c in app.registered_commands if c.name} | {g.name for g in app.registered_groups if g.name}
+    i = 0
+    while i < len(args) and args[i] in _ROOT_FLAGS:
+        i += 1
+    if i == len(args) or args[i] in names or args[i] in _ROOT_ONLY:
+        return args
+    # `colorize photos -q` reads naturally; run has no -v/-q of its own, so they move to the root.
+    end = args.index("--") if "--" in args else len(args)
+    rest = [a for a in args[i:end] if a not in _ROOT_FLAGS] + args[end:]
+    moved = [a for a in args[i:end] if a in _ROOT_FLAGS]
+    return [*args[:i], *moved, "run", *rest]
+
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point; `colorize PATH...` runs the default command (see _route)."""
+    import sys
+
+    app(args=_route(sys.argv[1:]), prog_name="colorize")
 
 
 if __name__ == "__main__":

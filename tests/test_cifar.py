@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import cifar_fixture as fx
+from tests import cifar_fixture as fx
 import numpy as np
 import pytest
 

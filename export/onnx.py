@@ -1,0 +1,636 @@
+"""Checkpoint -> verified, self-describing ONNX generator.
+
+`export_generator` rebuilds the generator from the checkpoint alone (eval mode, so dropout
+is off and the noise input z is all zeros), exports it with torch's dynamo exporter with
+dynamic batch, height and width, checks the graph (onnx.checker full check, onnxruntime vs
+PyTorch on random and photo-like inputs at several sizes and two batch sizes), optionally
+converts it to fp16 or int8 and checks that too, then writes the exact bytes it checked,
+atomically. Nothing is written when a check fails.
+
+Exactly-equivalent rewrites made before export (each one verified by the parity check):
+
+* noise channel: in eval mode z is zeros, and a convolution over [L, 0] equals the same
+  convolution with the z input channels of its kernel dropped. Dropping them removes the
+  Shape/ConstantOfShape/Concat ops that built the zeros, which OpenCV DNN cannot run.
+* int8 only: each ConvTranspose(4x4, stride 2, pad 1) becomes Conv(3x3, pad 1) with 4x the
+  output channels + DepthToSpace (PixelShuffle): the four output phases of a stride-2
+  transposed convolution are four 2x2 convolutions of the input. onnxruntime has fast
+  int8 kernels for Conv but not for ConvTranspose, so this makes the decoder quantizable
+  (BatchNorm is folded into the ConvTranspose first, as it cannot be folded through
+  DepthToSpace). In fp32 it only costs time (2.25x the multiply-adds), so fp32 and fp16
+  keep ConvTranspose, and so do the decoder levels that int8 keeps in float.
+
+int8 and the output side of the decoder: measured on a model trained on photos, quantizing
+the two outermost decoder levels cost ~1.5 of the ~1.9 Lab units of mean ab error (their
+activations are heavy-tailed: max ~60 for a std ~3.5), while every other layer cost < 0.15.
+So int8 export tries 0, 1, 2, 3, ... outermost decoder levels kept in float (as
+ConvTranspose) and keeps the first that meets the error bound; the speed-up over fp32 on
+CPU stayed 1.5-2x with up to 3 levels in float.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import logging
+import math
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from export import DEFAULT_OPSET, INT8_MAX_MEAN_AB, ExportError, verify
+from runtime import __version__ as labcolor_version
+from runtime import color
+from runtime.metadata import METADATA_KEY, PRECISIONS, ModelMetadata
+from trainer.checkpoint import CheckpointError, load_generator
+from trainer.networks import UNetBlock, UNetGenerator, count_parameters
+
+log = logging.getLogger(__name__)
+
+MIN_OPSET = 17  # the oldest opset offered and tested
+INPUT_NAME = "L"
+OUTPUT_NAME = "ab"
+
+# Tolerances, all on |ab_n| (network units; x 110 for Lab units).
+FP32_TOLERANCE = 1e-4  # measured <= ~1e-6; 1e-4 leaves room for other CPUs' kernels
+FP16_TOLERANCE = 1e-2  # max |d ab_n| of the fp16 model vs PyTorch fp32 (1.1 Lab units)
+
+CALIBRATION_COUNT = 32  # calibration pictures for int8 activation ranges
+CALIBRATION_BATCH = 4
+
+
+@dataclass
+class ExportReport:
+    """What was written and the figures that allowed it."""
+
+    path: Path
+    precision: str
+    opset: int
+    metadata: ModelMetadata
+    parameters: int  # generator parameters (PyTorch count, before BatchNorm folding)
+    file_bytes: int
+    parity: verify.ParityReport  # the written model vs PyTorch fp32
+    fp32_parity: verify.ParityReport | None = None  # fp16/int8: the fp32 graph they were made from vs PyTorch
+    error_bound: float | None = None  # fp16: max |d ab_n|; int8: mean |d ab| in Lab units
+    forced: bool = False  # int8 error over the bound, written anyway because force=True
+    opencv: verify.ParityReport | None = None  # OpenCV DNN vs onnxruntime on the written bytes
+    opencv_error: str | None = None  # why OpenCV could not run it, if it could not
+    float_levels: int | None = None  # int8: outermost decoder levels kept in float
+    attempts: list[tuple[int, float]] = field(default_factory=list)  # int8: (float levels, mean |d ab|) tried
+
+    @property
+    def mean_ab_error(self) -> float:
+        """Mean |d ab| of the written model vs PyTorch, in Lab units."""
+        return self.parity.mean_abs * color.AB_SCALE
+
+    def lines(self) -> list[str]:
+        m = self.metadata
+        out = [
+            (f"wrote {self.path} ({self.file_bytes / 1e6:.2f} MB, {self.precision}, opset {self.opset}, "
+             f"{self.parameters:,} generator parameters)"),
+            (f"sizes: H, W multiples of {m.size_multiple}; trained at {m.train_size} px; "
+             f"recommended {m.inference_size} px"),
+        ]
+        if self.fp32_parity is not None:
+            out.append("fp32 graph  " + self.fp32_parity.summary())
+        out.append(f"{self.precision} model  " + self.parity.summary())
+        if self.precision == "int8":
+            tried = ", ".join(f"{k} -> {e:.3f}" for k, e in self.attempts)
+            out.append(
+                f"int8 cost: mean |d ab| {self.mean_ab_error:.3f} Lab units, p99 {self.parity.p99_abs * color.AB_SCALE:.3f}, "
+                f"max {self.parity.max_abs * color.AB_SCALE:.3f} (bound: mean <= {self.error_bound})"
+                + ("  OVER THE BOUND, written because forced" if self.forced else "")
+            )
+            out.append(
+                f"int8 layout: {self.float_levels} outermost decoder level(s) kept in float "
+                f"(float levels -> mean |d ab| tried: {tried})"
+            )
+        if self.opencv is not None:
+            out.append("portability  " + self.opencv.summary())
+        elif self.opencv_error:
+            out.append(f"portability  OpenCV DNN could not run it: {self.opencv_error}")
+        return out
+
+
+# --------------------------------------------------------------------- graph rewrites
+
+
+class PhaseConvTranspose(nn.Sequential):
+    """ConvTranspose2d(k=4, s=2, p=1) as Conv2d(3x3, pad 1, 4 * C_out) + PixelShuffle(2): the same function.
+
+    Output pixel (2j + a, 2l + b) of the transposed conv only sees inputs j + dy, l + dx
+    with kernel tap (a + 1 - 2 dy, b + 1 - 2 dx), for dy, dx in {-1, 0, 1} where the tap
+    is inside 0..3. Phase (a, b) of output channel c becomes conv channel 4c + 2a + b,
+    which is where PixelShuffle(2) (ONNX DepthToSpace, CRD mode) takes it from.
+    """
+
+    def __init__(self, convt: nn.ConvTranspose2d) -> None:
+        if (
+            convt.kernel_size != (4, 4) or convt.stride != (2, 2) or convt.padding != (1, 1)
+            or convt.output_padding != (0, 0) or convt.dilation != (1, 1) or convt.groups != 1
+        ):
+            raise ExportError(f"cannot rewrite {convt}: only ConvTranspose2d(4, 2, 1) is supported")
+        cin, cout = convt.in_channels, convt.out_channels
+        w = convt.weight.detach()  # (cin, cout, 4, 4)
+        k = torch.zeros(cout, 2, 2, cin, 3, 3, dtype=w.dtype)
+        for a in (0, 1):
+            for dy in (-1, 0, 1):
+                ky = a + 1 - 2 * dy
+                if not 0 <= ky <= 3:
+                    continue
+                for b in (0, 1):
+                    for dx in (-1, 0, 1):
+                        kx = b + 1 - 2 * dx
+                        if 0 <= kx <= 3:
+                            k[:, a, b, :, dy + 1, dx + 1] = w[:, :, ky, kx].T
+        conv = nn.Conv2d(cin, 4 * cout, 3, 1, 1, bias=True)
+        bias = convt.bias.detach() if convt.bias is not None else torch.zeros(cout, dtype=w.dtype)
+        with torch.no_grad():
+            conv.weight.copy_(k.reshape(4 * cout, cin, 3, 3))
+            conv.bias.copy_(bias.repeat_interleave(4))
+        super().__init__(conv, nn.PixelShuffle(2))
+
+
+def _rewrite_transposed_convs(body: nn.Module, *, float_levels: int = 0) -> int:
+    """Make each decoder ConvTranspose a PhaseConvTranspose (BatchNorm after it folded in first), except in the
+    `float_levels` outermost U-Net levels; returns how many were rewritten."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    blocks = [m for m in body.modules() if isinstance(m, UNetBlock)]  # pre-order: outermost level first
+    count = 0
+    for block in blocks[float_levels:]:
+        seq = block.model
+        for i, layer in enumerate(list(seq)):
+            if not isinstance(layer, nn.ConvTranspose2d):
+                continue
+            if i + 1 < len(seq) and isinstance(seq[i + 1], nn.BatchNorm2d):
+                layer = fuse_conv_bn_eval(layer, seq[i + 1], transpose=True)
+                seq[i + 1] = nn.Identity()
+            seq[i] = PhaseConvTranspose(layer)
+            count += 1
+    return count
+
+
+class _LOnly(nn.Module):
+    """The deployed function: L_n -> ab_n, one input, nothing random."""
+
+    def __init__(self, body: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:  # the argument name L becomes the ONNX input name
+        return self.body(L)
+
+
+def deployable(generator: UNetGenerator, *, quantizable: bool = False, float_levels: int = 0) -> nn.Module:
+    """A copy of `generator` (eval mode) as an L -> ab module, with the rewrites described in the module docstring.
+
+    quantizable: rewrite the decoder's ConvTransposes as Conv + DepthToSpace, except in the
+    `float_levels` outermost levels (which int8 leaves in float).
+    """
+    g = copy.deepcopy(generator).eval()
+    spec = g.spec
+    body = g.model  # the outermost UNetBlock: what forward() calls after adding z
+    if spec.noise_channels:
+        first = body.model[0]
+        if not isinstance(first, nn.Conv2d) or first.in_channels != spec.in_channels + spec.noise_channels:
+            raise ExportError(f"unexpected first layer {first} for a generator with {spec.noise_channels} noise channels")
+        sliced = nn.Conv2d(spec.in_channels, first.out_channels, first.kernel_size, first.stride, first.padding,
+                           bias=first.bias is not None)
+        with torch.no_grad():
+            sliced.weight.copy_(first.weight[:, : spec.in_channels])
+            if first.bias is not None:
+                sliced.bias.copy_(first.bias)
+        body.model[0] = sliced
+    if quantizable:
+        n = _rewrite_transposed_convs(body, float_levels=float_levels)
+        log.debug("rewrote %d ConvTranspose layers as Conv + DepthToSpace", n)
+    return _LOnly(body).eval()
+
+
+def float_level_plan(depth: int, requested: int | None = None) -> list[int]:
+    """How many outermost decoder levels int8 keeps in float, in the order they are tried."""
+    if requested is not None:
+        if not 0 <= requested <= depth:
+            raise ExportError(f"int8 float levels must be in 0..{depth} for this generator, got {requested}")
+        return [requested]
+    return sorted({k for k in (0, 1, 2, 3) if k <= depth} | {depth})
+
+
+# --------------------------------------------------------------------------- export
+
+
+def default_inference_size(train_size: int, size_multiple: int) -> int:
+    """A working size for photos: at least 256 px and the training size, rounded up to the size multiple."""
+    s = max(256, train_size)
+    return -(-s // size_multiple) * size_multiple
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf -> None, tuples -> lists: metadata must be strict JSON that every language's parser reads."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def build_metadata(
+    ckpt: dict[str, Any], *, inference_size: int, precision: str, opset: int
+) -> ModelMetadata:
+    """The model's self-description, from the checkpoint alone."""
+    cfg = ckpt["config"]
+    spec = ckpt["generator"]["spec"]
+    size_multiple = 2 ** int(spec["depth"])
+    metrics = ckpt.get("metrics") or {}
+    disc = ckpt.get("discriminator")
+    training = {
+        "dataset": ckpt.get("data"),
+        "epochs": ckpt.get("epoch"),
+        "epochs_planned": cfg.get("epochs"),
+        "steps": ckpt.get("step"),
+        "losses": {
+            "gan_loss": cfg.get("gan_loss"),
+            "adv_weight": cfg.get("adv_weight"),
+            "l1_weight": cfg.get("l1_weight"),
+            "real_label": cfg.get("real_label"),
+            "adversarial": bool(cfg.get("adv_weight", 0) > 0),
+        },
+        "config": cfg,
+        "metrics": metrics,
+        "generator": spec,
+        "discriminator": disc["spec"] if disc else None,
+        "trained_at": metrics.get("time"),
+        "trained_with_labcolor": ckpt.get("labcolor_version"),
+        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "labcolor_version": labcolor_version,
+        "exporter": {
+            "torch": torch.__version__.split("+")[0],
+            "onnx": onnx.__version__,
+            "onnxruntime": _onnxruntime_version(),
+            "opset": opset,
+        },
+    }
+    return ModelMetadata(
+        size_multiple=size_multiple,
+        train_size=int(cfg["size"]),
+        inference_size=int(inference_size),
+        precision=precision,
+        training=_json_safe(training),
+    )
+
+
+def _onnxruntime_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
+
+def _torch_export(module: nn.Module, size_multiple: int, opset: int) -> onnx.ModelProto:
+    """torch.onnx (dynamo) export with dynamic N and H, W = size_multiple * k."""
+    from torch.export import Dim
+
+    batch = Dim("batch", min=1)
+    h = Dim("h", min=1)
+    w = Dim("w", min=1)
+    # Batch 2 and a 2x2 bottleneck: sizes of 1 would be specialised into the graph.
+    dummy = torch.zeros(2, 1, 2 * size_multiple, 2 * size_multiple)
+    with warnings.catch_warnings(), _quiet_loggers("torch.onnx", "torch.export", "torch._export", "onnx_ir", "onnxscript"):
+        warnings.simplefilter("ignore")  # the exporter warns about things that do not apply to a pure CNN
+        try:
+            program = torch.onnx.export(
+                module,
+                (dummy,),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                optimize=True,  # constant folding, BatchNorm folded into Conv/ConvTranspose
+                verbose=False,
+                dynamic_shapes={"L": {0: batch, 2: size_multiple * h, 3: size_multiple * w}},
+            )
+        except Exception as exc:  # the exporter raises many types; all mean the same to a caller
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            raise ExportError(f"torch.onnx.export failed: {exc.__class__.__name__}: {first_line}") from exc
+    model = program.model_proto
+    _tidy(model)
+    return model
+
+
+@contextlib.contextmanager
+def _quiet_loggers(*names: str) -> Iterator[None]:
+    """The exporter's libraries log every optimisation pass at INFO, and warn about things that do not
+    concern a pure CNN (torchvision ops not registered, opset down-conversion through the C API)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.ERROR))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _tidy(model: onnx.ModelProto) -> None:
+    """Readable I/O dims (N, H, W shared by input and output) and no exporter debug annotations.
+
+    The exporter names dims after its symbols ("16*h") and annotates every node with torch
+    provenance (source lines of the developer's checkout); neither belongs in a release file.
+    """
+    for value, dims in ((model.graph.input[0], ("N", None, "H", "W")), (model.graph.output[0], ("N", None, "H", "W"))):
+        for dim, name in zip(value.type.tensor_type.shape.dim, dims):
+            if name is not None:
+                dim.ClearField("dim_value")
+                dim.dim_param = name
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    for value in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        del value.metadata_props[:]
+    for init in model.graph.initializer:
+        del init.metadata_props[:]
+    del model.graph.metadata_props[:]
+    del model.metadata_props[:]
+
+
+def set_metadata(model: onnx.ModelProto, metadata: ModelMetadata) -> None:
+    """One labcolor JSON entry in metadata_props (replacing any earlier one) and a human-readable doc string."""
+    for i in reversed(range(len(model.metadata_props))):
+        if model.metadata_props[i].key == METADATA_KEY:
+            del model.metadata_props[i]
+    onnx.helper.set_model_props(model, {METADATA_KEY: metadata.to_json()})
+    model.producer_name = "labcolor"
+    model.producer_version = labcolor_version
+    model.doc_string = (
+        f"labcolor colorization generator ({metadata.precision}): input {INPUT_NAME} (N, 1, H, W) float32 = "
+        f"(L - {metadata.scaling.l_center}) / {metadata.scaling.l_scale}; output {OUTPUT_NAME} (N, 2, H, W) float32 "
+        f"= ab / {metadata.scaling.ab_scale}; H, W multiples of {metadata.size_multiple}. "
+        f"Full description: metadata_props['{METADATA_KEY}']."
+    )
+
+
+def check_graph(model: onnx.ModelProto | bytes, what: str) -> None:
+    """onnx.checker full check (structure, types, shape inference); ExportError if it fails."""
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"{what} failed onnx.checker: {exc}") from exc
+
+
+def write_atomic(data: bytes, path: Path) -> None:
+    """Write to a temporary file beside `path`, fsync, rename: readers never see a partial model."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _opencv_check(data: bytes, batches: list[tuple[str, np.ndarray]], report: ExportReport) -> None:
+    """Run the written bytes in OpenCV DNN as well (an independent ONNX consumer); reported, never fatal."""
+    try:
+        report.opencv = verify.compare(
+            verify.ort_runner(data),
+            verify.opencv_runner(data),
+            batches,
+            reference_name="onnxruntime",
+            candidate_name="OpenCV DNN",
+        )
+    except Exception as exc:  # cv2.error or ExportError: OpenCV's support is a portability note, not a gate
+        report.opencv_error = ((str(exc).strip().splitlines() or [exc.__class__.__name__])[-1])[:300]
+        log.warning("OpenCV DNN could not run the exported model: %s", report.opencv_error)
+
+
+def _export_fp32(
+    generator: UNetGenerator,
+    metadata: ModelMetadata,
+    batches: list[tuple[str, np.ndarray]],
+    opset: int,
+    *,
+    quantizable: bool = False,
+    float_levels: int = 0,
+) -> tuple[onnx.ModelProto, verify.ParityReport]:
+    """Export, full-check and compare with PyTorch (tolerance FP32_TOLERANCE) one fp32 graph."""
+    module = deployable(generator, quantizable=quantizable, float_levels=float_levels)
+    model = _torch_export(module, generator.spec.size_multiple, opset)
+    set_metadata(model, metadata)
+    data = model.SerializeToString()
+    check_graph(data, "the fp32 graph")
+    parity = verify.compare(
+        verify.torch_runner(generator), verify.ort_runner(data), batches,
+        reference_name="PyTorch", candidate_name="onnxruntime fp32", tolerance=FP32_TOLERANCE,
+    )
+    return model, parity
+
+
+def _calibration_batches(
+    calibration: Path | None, count: int, size: int, skip: int
+) -> list[np.ndarray]:
+    """Photo L batches for int8 calibration; from the folder (skipping the pictures the parity check uses)
+    or synthetic with a seed of their own, so calibration and error measurement never share a picture."""
+    if calibration is not None:
+        rgb = verify.load_photos(calibration, count, size, size, offset=skip)
+        if len(verify.image_files(calibration)) < count + skip:
+            log.warning("%s: fewer than %d pictures; calibration reuses some of the parity pictures", calibration,
+                        count + skip)
+    else:
+        rgb = verify.synthetic_photos(count, size, size, seed=12345)
+    l_n = verify.photo_l(rgb)
+    return [l_n[i : i + CALIBRATION_BATCH] for i in range(0, len(l_n), CALIBRATION_BATCH)]
+
+
+def export_generator(
+    checkpoint: Path,
+    out: Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    precision: str = "fp32",
+    inference_size: int | None = None,
+    calibration: Path | None = None,
+    int8_max_error: float = INT8_MAX_MEAN_AB,
+    int8_float_levels: int | None = None,
+    force: bool = False,
+    check_opencv: bool = True,
+    parity_shapes: list[tuple[int, int, int]] | None = None,
+    calibration_count: int = CALIBRATION_COUNT,
+    calibration_size: int | None = None,
+) -> ExportReport:
+    """Export the generator of `checkpoint` to `out` after checking it; see the module docstring.
+
+    precision: fp32 | fp16 (float16 weights and compute, float32 inputs/outputs) | int8
+    (onnxruntime static QDQ quantization, calibrated on `calibration` pictures or on
+    synthetic photo-like ones; refused when its mean ab error on other pictures exceeds
+    `int8_max_error` Lab units, unless `force`). int8_float_levels: outermost decoder
+    levels int8 keeps in float (None: the fewest that meet the bound). `parity_shapes`
+    ((batch, H, W) triples) and the calibration knobs exist so tests can stay small; the
+    defaults are for real use.
+    """
+    checkpoint, out = Path(checkpoint), Path(out)
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ExportError(f"--opset {opset} is outside the supported range {MIN_OPSET}..{newest}")
+    if calibration is not None and not Path(calibration).is_dir():
+        raise ExportError(f"{calibration}: --calibration must be a folder of pictures")
+    if out.is_dir():
+        raise ExportError(f"{out}: is a folder; give the .onnx file to write")
+
+    try:
+        generator, ckpt = load_generator(checkpoint)
+    except CheckpointError as exc:
+        raise ExportError(str(exc)) from exc
+    except (KeyError, TypeError, RuntimeError) as exc:  # spec/state that does not rebuild
+        raise ExportError(f"{checkpoint}: the generator cannot be rebuilt from this checkpoint ({exc})") from exc
+    spec = generator.spec
+    m = spec.size_multiple
+    train_size = int(ckpt["config"]["size"])
+    if inference_size is None:
+        inference_size = default_inference_size(train_size, m)
+    elif inference_size < m:
+        raise ExportError(f"--inference-size {inference_size} is below the model's size multiple {m}")
+    plan = float_level_plan(spec.depth, int8_float_levels) if precision == "int8" else []
+
+    metadata = build_metadata(ckpt, inference_size=inference_size, precision=precision, opset=opset)
+    reference = verify.torch_runner(generator)  # the checkpoint's own forward(), z = zeros in eval mode
+    batches = verify.parity_inputs(m, inference_size, photos=calibration, shapes=parity_shapes)
+
+    fp32_parity: verify.ParityReport | None = None
+    error_bound: float | None = None
+    forced = False
+    float_levels: int | None = None
+    attempts: list[tuple[int, float]] = []
+    if precision == "fp32":
+        model, parity = _export_fp32(generator, metadata, batches, opset)
+    elif precision == "fp16":
+        from export.quantize import to_fp16
+
+        fp32_model, fp32_parity = _export_fp32(generator, metadata, batches, opset)
+        model = to_fp16(fp32_model)
+        set_metadata(model, metadata)
+        check_graph(model.SerializeToString(), "the fp16 graph")
+        error_bound = FP16_TOLERANCE
+        parity = verify.compare(
+            reference, verify.ort_runner(model.SerializeToString()), batches,
+            reference_name="PyTorch fp32", candidate_name="onnxruntime fp16", tolerance=FP16_TOLERANCE,
+        )
+    else:
+        from export.quantize import to_int8
+
+        cal_size = calibration_size or min(-(-max(256, 2 * m) // m) * m, max(inference_size, 2 * m))
+        used = sum(len(l_n) for kind, l_n in batches if kind == "photos")
+        cal = _calibration_batches(calibration, calibration_count, cal_size, skip=used)
+        # Quantization error is judged on photo inputs only (random L is not what the model sees),
+        # none of which were used for calibration.
+        photo_batches = [(k, l) for k, l in batches if k != "random"]
+        error_bound = int8_max_error
+        best: tuple[float, int, onnx.ModelProto, verify.ParityReport, verify.ParityReport] | None = None
+        for levels in plan:
+            fp32_model, levels_fp32_parity = _export_fp32(
+                generator, metadata, batches, opset, quantizable=True, float_levels=levels
+            )
+            quantized = to_int8(fp32_model, cal, input_name=INPUT_NAME)
+            set_metadata(quantized, metadata)
+            check_graph(quantized.SerializeToString(), "the int8 graph")
+            q_parity = verify.compare(
+                reference, verify.ort_runner(quantized.SerializeToString()), photo_batches,
+                reference_name="PyTorch fp32", candidate_name="onnxruntime int8",
+            )
+            mean_ab = q_parity.mean_abs * color.AB_SCALE
+            attempts.append((levels, mean_ab))
+            log.info("int8 with %d outermost decoder level(s) in float: mean |d ab| %.3f Lab units", levels, mean_ab)
+            if best is None or mean_ab < best[0]:
+                best = (mean_ab, levels, quantized, q_parity, levels_fp32_parity)
+            if mean_ab <= int8_max_error:
+                best = (mean_ab, levels, quantized, q_parity, levels_fp32_parity)
+                break
+        assert best is not None
+        mean_ab, float_levels, model, parity, fp32_parity = best
+        if mean_ab > int8_max_error:
+            if not force:
+                tried = ", ".join(f"{k} float level(s): {e:.3f}" for k, e in attempts)
+                raise ExportError(
+                    f"int8 quantization costs a mean ab error of {mean_ab:.3f} Lab units at best (max "
+                    f"{parity.max_abs * color.AB_SCALE:.2f}), over the bound of {int8_max_error} ({tried}); "
+                    "nothing written (use fp32/fp16, calibrate on your own pictures, raise the bound, or force)"
+                )
+            forced = True
+            log.warning("int8 error %.3f over the bound %.3f: written because forced", mean_ab, int8_max_error)
+
+    # Record what the checks measured in the model itself (metadata only: the graph is the one checked).
+    metadata = _with_verification(metadata, parity, fp32_parity, float_levels)
+    set_metadata(model, metadata)
+    data = model.SerializeToString()
+    check_graph(data, f"the {precision} graph")
+
+    report = ExportReport(
+        path=out,
+        precision=precision,
+        opset=opset,
+        metadata=metadata,
+        parameters=count_parameters(generator),
+        file_bytes=len(data),
+        parity=parity,
+        fp32_parity=fp32_parity,
+        error_bound=error_bound,
+        forced=forced,
+        float_levels=float_levels,
+        attempts=attempts,
+    )
+    if check_opencv:
+        _opencv_check(data, [b for b in batches if b[0] != "random"][:2], report)
+    write_atomic(data, out)
+    log.debug("wrote %s (%d bytes)", out, len(data))
+    return report
+
+
+def _with_verification(
+    metadata: ModelMetadata,
+    parity: verify.ParityReport,
+    fp32_parity: verify.ParityReport | None,
+    float_levels: int | None,
+) -> ModelMetadata:
+    """metadata with training.exporter.verification: the measured differences from PyTorch, in Lab units."""
+
+    def figures(r: verify.ParityReport) -> dict[str, Any]:
+        return {
+            "candidate": r.candidate,
+            "inputs": sorted({c.inputs for c in r.cases}),
+            "shapes": sorted({(c.batch, c.height, c.width) for c in r.cases}),
+            "max_abs_ab": r.max_abs * color.AB_SCALE,
+            "mean_abs_ab": r.mean_abs * color.AB_SCALE,
+            "p99_abs_ab": r.p99_abs * color.AB_SCALE,
+        }
+
+    training = copy.deepcopy(metadata.training)
+    exporter = training.setdefault("exporter", {})
+    exporter["verification"] = {
+        "reference": "PyTorch fp32 generator from the checkpoint (eval mode)",
+        "model": figures(parity),
+        "fp32_graph": figures(fp32_parity) if fp32_parity is not None else None,
+    }
+    if float_levels is not None:
+        exporter["int8_float_decoder_levels"] = float_levels
+    return dataclasses.replace(metadata, training=_json_safe(training))

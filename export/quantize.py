@@ -1,0 +1,136 @@
+"""Lower-precision versions of an fp32 generator graph; inputs and outputs stay float32 in all of them.
+
+* fp16: onnxruntime's float16 converter (``onnxruntime.transformers.float16``, shipped with
+  onnxruntime, so no extra dependency) with ``keep_io_types``: float16 weights and compute,
+  Cast nodes at the edges so callers keep feeding and reading float32.
+* int8: onnxruntime static quantization in QDQ format. Weights int8 per output channel,
+  activations uint8 (onnxruntime's fast u8s8 path on x86), ranges calibrated on photo-like
+  L inputs. Only Conv is quantized: the exporter has already rewritten every ConvTranspose
+  as Conv + DepthToSpace (export.onnx.PhaseConvTranspose), and quantizing Concat/ReLU on
+  their own only adds Q/DQ pairs that onnxruntime does not fuse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from export import ExportError
+
+log = logging.getLogger(__name__)
+
+
+def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """float16 weights and compute with float32 inputs/outputs."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    try:
+        # The converter mutates and returns its argument; give it a copy so the fp32 graph survives.
+        copy = onnx.ModelProto()
+        copy.CopyFrom(model)
+        converted = convert_float_to_float16(copy, keep_io_types=True)
+    except Exception as exc:  # the converter raises bare exceptions on graphs it does not understand
+        raise ExportError(f"fp16 conversion failed: {exc}") from exc
+    # The converter appends its input Casts after the nodes that read them; ONNX requires
+    # topological order (onnx.checker rejects the graph, strict consumers would too).
+    topological_sort(converted.graph)
+    return converted
+
+
+def topological_sort(graph: onnx.GraphProto) -> None:
+    """Reorder graph.node so every node comes after the producers of its inputs (stable otherwise)."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered: list[onnx.NodeProto] = []
+    while pending:
+        progressed = False
+        rest = []
+        for node in pending:
+            if all(name in available for name in node.input):
+                ordered.append(node)
+                available.update(node.output)
+                progressed = True
+            else:
+                rest.append(node)
+        if not progressed:
+            missing = sorted({n for node in rest for n in node.input if n not in available})
+            raise ExportError(f"graph has a cycle or undefined inputs: {', '.join(missing[:5])}")
+        pending = rest
+    copies = [onnx.NodeProto() for _ in ordered]
+    for dst, src in zip(copies, ordered):
+        dst.CopyFrom(src)
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+class _DropPreprocessAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-process" not in record.getMessage() and "pre-processing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _without_preprocess_advice() -> Iterator[None]:
+    """quantize_static logs (to the root logger) advice to run onnxruntime's pre-processing, i.e. shape
+    inference and graph fusions; the exported graph already has its shapes and its BatchNorms folded."""
+    root = logging.getLogger()
+    flt = _DropPreprocessAdvice()
+    root.addFilter(flt)
+    try:
+        yield
+    finally:
+        root.removeFilter(flt)
+
+
+def to_int8(
+    model: onnx.ModelProto,
+    calibration: Sequence[np.ndarray],
+    *,
+    input_name: str = "L",
+    op_types: Sequence[str] = ("Conv",),
+) -> onnx.ModelProto:
+    """Static QDQ quantization calibrated on `calibration` (a sequence of L batches, (N, 1, H, W) float32)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    if not calibration:
+        raise ExportError("int8 quantization needs at least one calibration batch")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(calibration)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self._batches, None)
+            return None if batch is None else {input_name: batch}
+
+    with tempfile.TemporaryDirectory(prefix="labcolor-int8-") as tmp, _without_preprocess_advice():
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        onnx.save(model, src)
+        try:
+            quantize_static(
+                src,
+                dst,
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(op_types),
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                # The calibrator writes an augmented copy of the model; keep it in our temp folder.
+                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            )
+        except Exception as exc:  # onnxruntime.quantization raises bare exceptions
+            raise ExportError(f"int8 quantization failed: {exc}") from exc
+        return onnx.load(dst)
