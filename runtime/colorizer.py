@@ -1,0 +1,191 @@
+"""`Colorizer`: the runtime's public API (onnxruntime + numpy + OpenCV, never torch).
+
+    from runtime import Colorizer
+    c = Colorizer()                        # the model shipped in the package, CUDA if it really loads
+    rgb = c.colorize(gray)                 # (H, W) uint8 -> (H, W, 3) uint8 RGB
+    for r in c.colorize_folder("photos"):  # -> photos_colorized/, one FileResult per file
+        print(r.status, r.source)
+
+Settings come from the model's labcolor metadata (working size, size multiple, Lab
+scaling); constructor arguments override them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from runtime import postprocess, preprocess
+from runtime.errors import ModelError
+from runtime.jobs import Job
+from runtime.metadata import MetadataError, ModelMetadata
+from runtime.preprocess import Prepared
+from runtime.results import FileResult
+from runtime.session import create_session, session_device
+
+PathLike = str | os.PathLike
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODEL = MODELS_DIR / "default.onnx"
+DEFAULT_GPU_BATCH = 8
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package (runtime/models/default.onnx); ModelError if it is missing."""
+    if not DEFAULT_MODEL.is_file():
+        raise ModelError(
+            f"no default model in this installation (expected {DEFAULT_MODEL}); pass a model file "
+            "(--model PATH, or Colorizer(model=PATH)) written by `colorize export`"
+        )
+    return DEFAULT_MODEL
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (cgroup/affinity aware where the OS tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+class Colorizer:
+    """Colorizes pictures with a labcolor ONNX model.
+
+    model: path to a .onnx written by `colorize export`; None loads the packaged default.
+    device: "auto" (CUDA when onnxruntime's CUDA provider really loads, else CPU), "cpu", "cuda", "cuda:N".
+    size: working size (longer side, in px) the network sees; default: the model's inference_size.
+    threads: onnxruntime intra-op threads; default: one per core (folder runs on CPU use one per worker).
+    batch_size: pictures per inference in colorize_batch/colorize_folder; default 8 on CUDA, 1 on CPU
+        (on CPU, parallel pictures beat batches: the prototype measured 0-7% from batching).
+    """
+
+    def __init__(
+        self,
+        model: PathLike | None = None,
+        device: str = "auto",
+        *,
+        size: int | None = None,
+        threads: int | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        self.model_path = Path(model) if model is not None else default_model_path()
+        if not self.model_path.is_file():
+            raise ModelError(f"model file not found: {self.model_path}")
+        if threads is not None and threads < 0:
+            raise ValueError(f"threads must be >= 0, got {threads}")
+        self.threads = threads or None
+        self.session = create_session(self.model_path, device, self.threads)
+        self.device = session_device(self.session)
+        self.metadata = ModelMetadata.from_props(
+            self.session.get_modelmeta().custom_metadata_map, source=str(self.model_path)
+        )
+        self._check_io()
+        self.size = self.metadata.inference_size if size is None else int(size)
+        if self.size <= 0:
+            raise ValueError(f"size must be a positive number of pixels, got {size}")
+        default_batch = DEFAULT_GPU_BATCH if self.device == "cuda" else 1
+        self.batch_size = default_batch if batch_size is None else int(batch_size)
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self._device_request = device
+        self._sessions: dict[int | None, ort.InferenceSession] = {self.threads: self.session}
+        self._sessions_lock = threading.Lock()
+
+    def _check_io(self) -> None:
+        inputs = [i.name for i in self.session.get_inputs()]
+        outputs = [o.name for o in self.session.get_outputs()]
+        if self.metadata.input.name not in inputs or self.metadata.output.name not in outputs:
+            raise MetadataError(
+                f"{self.model_path}: metadata names input {self.metadata.input.name!r} and output "
+                f"{self.metadata.output.name!r}, but the graph has inputs {inputs} and outputs {outputs}"
+            )
+
+    def __repr__(self) -> str:
+        return (f"Colorizer(model={str(self.model_path)!r}, device={self.device!r}, size={self.size}, "
+                f"batch_size={self.batch_size})")
+
+    # ------------------------------------------------------------------ building blocks
+
+    def session_with_threads(self, threads: int | None) -> ort.InferenceSession:
+        """A session on the same device with `threads` intra-op threads (created once, then reused)."""
+        with self._sessions_lock:
+            if threads not in self._sessions:
+                self._sessions[threads] = create_session(self.model_path, self._device_request, threads)
+            return self._sessions[threads]
+
+    def prepare(self, image: np.ndarray, *, bgr: bool = True) -> Prepared:
+        """A picture (gray, gray+alpha, colour, colour+alpha) -> full-res L and the network input."""
+        return preprocess.prepare(
+            image, size=self.size, multiple=self.metadata.size_multiple, scaling=self.metadata.scaling, bgr=bgr
+        )
+
+    def predict(self, batch: np.ndarray, session: ort.InferenceSession | None = None) -> np.ndarray:
+        """Normalised L (N, 1, ph, pw) float32 -> normalised ab (N, 2, ph, pw) float32."""
+        session = session or self.session
+        (ab,) = session.run([self.metadata.output.name], {self.metadata.input.name: batch})
+        return ab
+
+    def finish(self, item: Prepared, ab_n: np.ndarray, *, dtype: np.dtype | None = None,
+               bgr: bool = True) -> np.ndarray:
+        """One picture's predicted ab (2, ph, pw) -> the coloured picture at full resolution."""
+        return postprocess.colorize_prepared(
+            item.l, item.alpha, np.dtype(dtype or item.dtype), ab_n, item.crop, self.metadata.scaling, bgr=bgr
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    def colorize(self, image: np.ndarray, *, bgr: bool = False) -> np.ndarray:
+        """Colorize one picture held in memory.
+
+        image: gray (H, W), gray+alpha (H, W, 2), colour (H, W, 3) or colour+alpha (H, W, 4);
+            uint8, uint16, or float in [0, 1]. A colour picture counts as its luminance.
+        bgr: channel order of colour inputs and of the result (True for OpenCV arrays); default RGB.
+        Returns (H, W, 3), or (H, W, 4) with the alpha kept, in the input's dtype (float -> float32).
+        """
+        return self.colorize_batch([image], bgr=bgr)[0]
+
+    def colorize_batch(self, images: Sequence[np.ndarray], *, bgr: bool = False) -> list[np.ndarray]:
+        """Colorize several pictures; same-shape network inputs share one inference (see colorize)."""
+        items = [self.prepare(image, bgr=bgr) for image in images]
+        results: list[np.ndarray | None] = [None] * len(items)
+        for group in preprocess.group_by_shape(items, self.batch_size):
+            ab = self.predict(preprocess.stack([items[i] for i in group]))
+            for row, i in enumerate(group):
+                results[i] = self.finish(items[i], ab[row], bgr=bgr)
+        return results  # type: ignore[return-value]  # every slot is filled
+
+    def colorize_folder(
+        self,
+        inputs: PathLike | Sequence[PathLike],
+        output: PathLike | None = None,
+        *,
+        overwrite: bool = False,
+        format: str | None = None,  # mirrors --format
+        workers: int | None = None,
+    ) -> Iterator[FileResult]:
+        """Colorize files and folders (recursive) into `output`; yields one FileResult per picture as it ends.
+
+        Default output: `<folder>_colorized` beside each folder argument (see runtime.jobs). Outputs
+        are written atomically; existing ones are skipped unless overwrite. Bad files give a "failed"
+        result and the run goes on. Raises FileNotFoundError / OutputError before starting when an
+        input is missing or the output folder is unsafe.
+        """
+        from runtime.folder import run_folder
+        from runtime.jobs import iter_jobs
+
+        paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
+        jobs = iter_jobs(paths, Path(output) if output is not None else None, format)
+        first = next(jobs, None)  # surfaces input/output errors now, not at the first next() of the caller
+        return run_folder(self, _chain(first, jobs), overwrite=overwrite, workers=workers)
+
+
+def _chain(first: Job | None, rest: Iterator[Job]) -> Iterator[Job]:
+    """Put back the job colorize_folder took early to surface argument errors at call time."""
+    if first is not None:
+        yield first
+        yield from rest
