@@ -21,7 +21,9 @@ from trainer.config import ConfigError, TrainConfig
 
 app = typer.Typer(
     name="colorize",
-    help="Colorize grayscale photos with a Lab-space GAN; train, export and inspect models.",
+    help="Colorize grayscale photos with a Lab-space GAN; train, export, inspect and evaluate models.\n\n"
+    "[b]Main job:[/] [cyan]colorize PATH...[/] colorizes pictures and folders (recursive) with the model shipped "
+    "in the package, writing [cyan]<folder>_colorized/[/]. See [cyan]colorize run --help[/].",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
@@ -264,6 +266,138 @@ def train_command(
         raise _fail("interrupted; the last completed epoch is in checkpoint.pt (resume with --resume)", 130) from None
     err.print(f"checkpoint: {result.checkpoint}\nmetrics:    {result.out / 'metrics.jsonl'}\nsamples:    "
               f"{result.out / 'samples'}", highlight=False)
+
+
+# ---- eval / curves commands (evaluation) ----
+
+_EVAL_DATA, _EVAL_RUN, _EVAL_OUT = "Data", "Models", "Output"
+
+
+@app.command("eval")
+def eval_command(
+    models: Annotated[
+        list[Path], typer.Argument(help="One or more .onnx models from `colorize export`.", metavar="MODEL.onnx...")
+    ],
+    data: Annotated[
+        Path,
+        typer.Option("--data", "-d", help="Colour ground truth: a folder of pictures (recursive), a picture, "
+                     "or CIFAR-10 (archive or cifar-10-batches-py folder; its test batch is used).",
+                     rich_help_panel=_EVAL_DATA, show_default=False),
+    ],
+    limit: Annotated[
+        Optional[int], typer.Option(help="Use only the first N pictures.", rich_help_panel=_EVAL_DATA)
+    ] = None,
+    resize: Annotated[
+        Optional[int],
+        typer.Option(help="Shrink the ground truth to this longer side (px) first, for speed.",
+                     rich_help_panel=_EVAL_DATA),
+    ] = None,
+    size: Annotated[
+        Optional[int],
+        typer.Option(help="Working size (px) the network sees. Default: each picture's longer side, at most the "
+                     "model's inference_size (no upscaling: CIFAR-10 is colorized at 32 px).",
+                     rich_help_panel=_EVAL_RUN),
+    ] = None,
+    device: Annotated[
+        str, typer.Option(help="auto (CUDA if it really loads, else CPU), cpu, cuda or cuda:N.",
+                          rich_help_panel=_EVAL_RUN)
+    ] = "auto",
+    batch_size: Annotated[
+        Optional[int], typer.Option(help="Pictures per inference. Default: 8 on CUDA, 1 on CPU.",
+                                    rich_help_panel=_EVAL_RUN)
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for metrics.json, report.html and grid.png.",
+                           rich_help_panel=_EVAL_OUT)
+    ] = Path("eval"),
+    rank_by: Annotated[
+        str, typer.Option(help="Per-picture metric (of the first model) ordering the report's best/worst groups: "
+                          "psnr, ssim, ciede2000, colourfulness_ratio, accuracy or auc.", rich_help_panel=_EVAL_OUT)
+    ] = "ciede2000",
+    report_images: Annotated[
+        int, typer.Option(help="Pictures in report.html (half best, half worst when there are more).",
+                          rich_help_panel=_EVAL_OUT)
+    ] = 24,
+    grid_images: Annotated[
+        int, typer.Option(help="Pictures (rows) in grid.png, spread from best to worst.", rich_help_panel=_EVAL_OUT)
+    ] = 8,
+) -> None:
+    """Score models against colour ground truth: PSNR, SSIM, CIEDE2000, colourfulness ratio, 2% accuracy, AuC.
+
+    Each ground-truth picture becomes a grayscale input (its Lab L, a = b = 0), is colorized by every model, and
+    scored; the grayscale input itself is the baseline row. Prints a table and writes metrics.json (every picture's
+    scores), report.html (self-contained, sortable) and grid.png into --out.
+    """
+    from rich import box
+    from rich.table import Table
+
+    from runtime import ColorizeError, MetadataError
+    from runtime.evaluate import EvalError, evaluate
+    from runtime.report import SUMMARY_HEADERS, summary_rows, write_outputs
+    from trainer.cifar import CifarError
+
+    for name, value in (("--limit", limit), ("--size", size), ("--batch-size", batch_size),
+                        ("--report-images", report_images), ("--grid-images", grid_images)):
+        if value is not None and value <= 0:
+            raise _fail(f"{name} must be a positive number, got {value}")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)
+
+        try:
+            result = evaluate(models, data, device=device, size=size, batch_size=batch_size, limit=limit,
+                              resize=resize, rank_by=rank_by, report_images=report_images,
+                              grid_images=grid_images, progress=progress)
+            paths = write_outputs(result, out)
+        except (EvalError, CifarError, ColorizeError, MetadataError, FileNotFoundError, OSError) as exc:
+            raise _fail(str(exc)) from None
+        except KeyboardInterrupt:
+            raise _fail("interrupted", 130) from None
+    d = result.data
+    table = Table(title=f"{d.source}: {len(d.pictures)} pictures ({d.kind})", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for i, header in enumerate(SUMMARY_HEADERS):
+        table.add_column(header, justify="left" if i == 0 else "right", no_wrap=True)
+    for row in summary_rows(result, markup=True):
+        table.add_row(*row)
+    Console().print(table)
+    for name, reason in d.skipped:
+        err.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False, soft_wrap=True)
+    err.print(f"metrics: {paths['json']}\nreport:  {paths['html']}\ngrid:    {paths['grid']}", highlight=False)
+
+
+@app.command("curves")
+def curves_command(
+    runs: Annotated[
+        list[Path],
+        typer.Argument(help="Run folders or their metrics.jsonl; several are overlaid.", metavar="RUN...",
+                       show_default=False),
+    ],
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Plot file (.png, .svg or .pdf). Default: curves.png in the run folder "
+                     "(for several runs: in the current folder)."),
+    ] = None,
+    title: Annotated[Optional[str], typer.Option(help="Figure title. Default: the run names.")] = None,
+) -> None:
+    """Plot a training run's G/D losses, validation L1 and PSNR, learning rate and throughput per epoch.
+
+    Needs matplotlib: pip install 'labcolor[plot]'.
+    """
+    from trainer.curves import CurvesError, metrics_path, plot_curves
+
+    if out is None:
+        out = metrics_path(runs[0]).parent / "curves.png" if len(runs) == 1 else Path("curves.png")
+    try:
+        written = plot_curves(runs, out, title=title)
+    except (CurvesError, FileNotFoundError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"curves: {written}", highlight=False)
 
 
 # ---- export / info commands (exporter) ----

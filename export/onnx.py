@@ -35,8 +35,6 @@ import copy
 import dataclasses
 import logging
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,6 +50,7 @@ from torch import nn
 from export import DEFAULT_OPSET, INT8_MAX_MEAN_AB, ExportError, verify
 from runtime import __version__ as labcolor_version
 from runtime import color
+from runtime.imageio import write_atomic
 from runtime.metadata import METADATA_KEY, PRECISIONS, ModelMetadata
 from trainer.checkpoint import CheckpointError, load_generator
 from trainer.networks import UNetBlock, UNetGenerator, count_parameters
@@ -393,19 +392,6 @@ def check_graph(model: onnx.ModelProto | bytes, what: str) -> None:
         raise ExportError(f"{what} failed onnx.checker: {exc}") from exc
 
 
-def write_atomic(data: bytes, path: Path) -> None:
-    """Write to a temporary file beside `path`, fsync, rename: readers never see a partial model."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _opencv_check(data: bytes, batches: list[tuple[str, np.ndarray]], report: ExportReport) -> None:
@@ -601,7 +587,7 @@ def export_generator(
     )
     if check_opencv:
         _opencv_check(data, [b for b in batches if b[0] != "random"][:2], report)
-    write_atomic(data, out)
+    write_atomic(out, data, fsync=True)
     log.debug("wrote %s (%d bytes)", out, len(data))
     return report
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -49,6 +50,10 @@ def test_epoch_outputs_and_generator_rebuild(photo_dir: Path, tmp_path: Path) ->
     grid = cv2.imread(str(tmp_path / "run" / "samples" / "epoch_0002.png"))
     assert grid.shape == (3 * 128, 3 * 128, 3)  # 3 samples x (gray | truth | colorized), 32 px shown 4x
     assert not list((tmp_path / "run").glob(".*tmp"))  # atomic writes left no temporaries
+    # Atomic writes keep the umask's permissions (mkstemp would make them owner-only).
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "run" / "checkpoint.pt").stat().st_mode & 0o777 == 0o666 & ~umask
 
     # The checkpoint alone rebuilds the generator: same outputs as a fresh rebuild of the saved weights.
     g, ckpt = load_generator(result.checkpoint)

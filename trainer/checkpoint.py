@@ -17,13 +17,13 @@ Layout (a plain dict, loadable with `torch.load(weights_only=True)`):
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from runtime.imageio import write_atomic
 from trainer.networks import GeneratorSpec, UNetGenerator, build_generator
 
 FORMAT = "labcolor-checkpoint"
@@ -35,18 +35,10 @@ class CheckpointError(ValueError):
 
 
 def save_atomic(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file beside `path`, then rename: a crash never leaves a torn file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save through runtime.imageio.write_atomic: a crash never leaves a torn checkpoint."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_atomic(Path(path), buf.getvalue(), fsync=True)
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -31,6 +29,7 @@ from torch.utils.data import DataLoader
 
 from runtime import __version__ as labcolor_version
 from runtime import color
+from runtime.imageio import write_atomic
 from trainer.checkpoint import FORMAT, VERSION, load_checkpoint, save_atomic
 from trainer.config import RESUMABLE_FIELDS, ConfigError, TrainConfig
 from trainer.data import DataBundle, DataError, EpochSampler, build_data
@@ -177,11 +176,7 @@ def write_png_atomic(img: np.ndarray, path: Path) -> None:
     ok, buf = cv2.imencode(".png", img)
     if not ok:
         raise OSError(f"{path}: PNG encoding failed")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "wb") as f:
-        f.write(buf.tobytes())
-    os.replace(tmp, path)
+    write_atomic(path, buf.tobytes())
 
 
 def _rewrite_metrics(path: Path, upto_epoch: int) -> None:
@@ -189,9 +184,7 @@ def _rewrite_metrics(path: Path, upto_epoch: int) -> None:
     if not path.exists():
         return
     keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["epoch"] <= upto_epoch]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(ln + "\n" for ln in keep))
-    os.replace(tmp, path)
+    write_atomic(path, "".join(ln + "\n" for ln in keep).encode())
 
 
 def merge_resume_config(saved: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
