@@ -118,10 +118,14 @@ class Colorizer:
                 self._sessions[threads] = create_session(self.model_path, self._device_request, threads)
             return self._sessions[threads]
 
-    def prepare(self, image: np.ndarray, *, bgr: bool = True) -> Prepared:
-        """A picture (gray, gray+alpha, colour, colour+alpha) -> full-res L and the network input."""
+    def prepare(self, image: np.ndarray, *, bgr: bool = True, size: int | None = None) -> Prepared:
+        """A picture (gray, gray+alpha, colour, colour+alpha) -> full-res L and the network input.
+
+        size: working size (longer side) for this picture; default the colorizer's.
+        """
         return preprocess.prepare(
-            image, size=self.size, multiple=self.metadata.size_multiple, scaling=self.metadata.scaling, bgr=bgr
+            image, size=size or self.size, multiple=self.metadata.size_multiple, scaling=self.metadata.scaling,
+            bgr=bgr,
         )
 
     def predict(self, batch: np.ndarray, session: ort.InferenceSession | None = None) -> np.ndarray:
@@ -151,7 +155,10 @@ class Colorizer:
 
     def colorize_batch(self, images: Sequence[np.ndarray], *, bgr: bool = False) -> list[np.ndarray]:
         """Colorize several pictures; same-shape network inputs share one inference (see colorize)."""
-        items = [self.prepare(image, bgr=bgr) for image in images]
+        return self.colorize_prepared([self.prepare(image, bgr=bgr) for image in images], bgr=bgr)
+
+    def colorize_prepared(self, items: Sequence[Prepared], *, bgr: bool = False) -> list[np.ndarray]:
+        """Prepared pictures -> colorized ones; same-shape network inputs share one inference."""
         results: list[np.ndarray | None] = [None] * len(items)
         for group in preprocess.group_by_shape(items, self.batch_size):
             ab = self.predict(preprocess.stack([items[i] for i in group]))

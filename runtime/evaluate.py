@@ -237,20 +237,9 @@ def colorize_pictures(colorizer: Any, images: Sequence[np.ndarray], size: int | 
     size None: min(longer side, colorizer.size) per picture (no upscaling). Pictures whose network
     inputs share a shape are batched (colorizer.batch_size), exactly as colorize_batch does.
     """
-    from runtime import preprocess
-
-    meta = colorizer.metadata
-    items = [
-        preprocess.prepare(image, size=size or min(colorizer.size, max(image.shape[:2])),
-                           multiple=meta.size_multiple, scaling=meta.scaling, bgr=False)
-        for image in images
-    ]
-    results: list[np.ndarray | None] = [None] * len(items)
-    for group in preprocess.group_by_shape(items, colorizer.batch_size):
-        ab = colorizer.predict(preprocess.stack([items[i] for i in group]))
-        for row, i in enumerate(group):
-            results[i] = colorizer.finish(items[i], ab[row], bgr=False)
-    return results  # type: ignore[return-value]  # every slot is filled
+    items = [colorizer.prepare(image, bgr=False, size=size or min(colorizer.size, max(image.shape[:2])))
+             for image in images]
+    return colorizer.colorize_prepared(items, bgr=False)
 
 
 def model_names(paths: Sequence[Path]) -> list[str]:
