@@ -24,8 +24,12 @@ declare -A variant=(
 order=(gan-global-bn l1-only gan-global-sn gan-patch-bn gan-global-bn-noise)
 for name in "${order[@]}"; do
   if [ ! -f "$runs/$name/model.onnx" ]; then
-    # shellcheck disable=SC2086  # the variant's options are meant to split
-    colorize -q train "${common[@]}" ${variant[$name]} --out "$runs/$name"
+    if [ -f "$runs/$name/checkpoint.pt" ]; then  # an interrupted run continues where it stopped
+      colorize -q train --resume "$runs/$name/checkpoint.pt" --epochs "$epochs"
+    else
+      # shellcheck disable=SC2086  # the variant's options are meant to split
+      colorize -q train "${common[@]}" ${variant[$name]} --out "$runs/$name"
+    fi
     colorize -q export "$runs/$name/checkpoint.pt" -o "$runs/$name/model.onnx"
   fi
 done
