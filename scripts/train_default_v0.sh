@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # Recipe of the interim default model shipped in runtime/models/default.onnx (issue 4).
 # Trained on the CPU of a 2-core machine on the project's photo corpus (train/ only,
-# validated on val/). Usage: scripts/train_default_v0.sh [PHOTOS_DIR] [RUN_DIR]
+# validated on val/).
+#   scripts/train_default_v0.sh [PHOTOS_DIR] [RUN_DIR]            the GAN, exported and shipped
+#   BASELINE=l1 scripts/train_default_v0.sh [PHOTOS_DIR] [RUN_DIR] the L1-only U-Net, same recipe, not shipped
 set -euo pipefail
 photos=${1:-../shared/data/photos}
 run=${2:-runs/default-v0}
-colorize train \
-  --data "$photos/train" --val "$photos/val" \
-  --size 128 --crop-scale 0.25 \
-  --depth 6 --base-channels 32 --max-channels 256 --g-norm batch --dropout 0.5 \
-  --d-kind patch --d-norm batch --d-base-channels 32 --d-layers 3 \
-  --gan-loss vanilla --adv-weight 1 --l1-weight 100 --real-label 0.9 \
-  --batch-size 16 --epochs 60 --lr-g 2e-4 --lr-d 2e-4 --lr-decay linear --decay-start 30 \
-  --workers 1 --seed 0 --sample-count 8 \
+options=(
+  --data "$photos/train" --val "$photos/val"
+  --size 128 --crop-scale 0.25
+  --depth 6 --base-channels 32 --max-channels 256 --g-norm batch --dropout 0.5
+  --d-kind patch --d-norm batch --d-base-channels 32 --d-layers 3
+  --gan-loss vanilla --adv-weight 1 --l1-weight 100 --real-label 0.9
+  --batch-size 16 --epochs 60 --lr-g 2e-4 --lr-d 2e-4 --lr-decay linear --decay-start 30
+  --workers 1 --seed 0 --sample-count 8
   --out "$run"
+)
+if [ "${BASELINE:-}" = "l1" ]; then
+  colorize train "${options[@]}" --adv-weight 0  # the later --adv-weight wins: no discriminator
+  colorize export "$run/checkpoint.pt" -o "$run/model.onnx"
+  exit 0
+fi
+colorize train "${options[@]}"
 # fp32 for reference; the shipped file is the int8 export (13 MB, within the 20 MB cap; about 2x
 # faster than fp32 on CPU; its mean ab error against PyTorch is checked against the exporter's
 # bound). Calibration uses training pictures only.
