@@ -102,7 +102,7 @@ def test_global_discriminator_rejects_other_sizes() -> None:
 
 def test_init_std_sets_weight_statistics() -> None:
     g = build_generator(GeneratorSpec(depth=5, base_channels=16), init_std=0.02)
-    w = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, nn.Conv2d)])
+    w = torch.cat([m.weight.detach().flatten() for m in g.modules() if isinstance(m, nn.Conv2d)])
     assert abs(float(w.std()) - 0.02) < 0.002
 
 
