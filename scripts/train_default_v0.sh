@@ -2,11 +2,13 @@
 # Recipe of the interim default model shipped in runtime/models/default.onnx (issue 4).
 # Trained on the CPU of a 2-core machine on the project's photo corpus (train/ only,
 # validated on val/).
-#   scripts/train_default_v0.sh [PHOTOS_DIR] [RUN_DIR]            the GAN, exported and shipped
-#   BASELINE=l1 scripts/train_default_v0.sh [PHOTOS_DIR] [RUN_DIR] the L1-only U-Net, same recipe, not shipped
+#   SHIP=1 scripts/train_default_v0.sh [PHOTOS_DIR] [RUN_DIR]      the GAN; its int8 export becomes the shipped model
+#   BASELINE=l1 scripts/train_default_v0.sh [PHOTOS_DIR] [RUN_DIR] the L1-only U-Net, same recipe
+#   scripts/train_default_v0.sh PHOTOS_DIR RUN_DIR --d-norm spectral   a variant: extra options override the recipe's
 set -euo pipefail
 photos=${1:-../shared/data/photos}
 run=${2:-runs/default-v0}
+shift $(( $# < 2 ? $# : 2 ))
 options=(
   --data "$photos/train" --val "$photos/val"
   --size 128 --crop-scale 0.25
@@ -16,6 +18,7 @@ options=(
   --batch-size 16 --epochs 60 --lr-g 2e-4 --lr-d 2e-4 --lr-decay linear --decay-start 30
   --workers 1 --seed 0 --sample-count 8
   --out "$run"
+  "$@"  # later options win
 )
 if [ "${BASELINE:-}" = "l1" ]; then
   colorize train "${options[@]}" --adv-weight 0  # the later --adv-weight wins: no discriminator
@@ -28,4 +31,6 @@ colorize train "${options[@]}"
 # bound). Calibration uses training pictures only.
 colorize export "$run/checkpoint.pt" -o "$run/model.onnx"
 colorize export "$run/checkpoint.pt" --int8 --calibration "$photos/train" -o "$run/model-int8.onnx"
-cp "$run/model-int8.onnx" runtime/models/default.onnx
+if [ "${SHIP:-}" = "1" ]; then
+  cp "$run/model-int8.onnx" runtime/models/default.onnx
+fi
