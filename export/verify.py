@@ -24,12 +24,13 @@ import numpy as np
 
 from export import ExportError
 from runtime import color
+from runtime.imageio import INPUT_SUFFIXES
+from runtime.jobs import walk_pictures
 
 log = logging.getLogger(__name__)
 
 Runner = Callable[[np.ndarray], np.ndarray]  # L_n (N, 1, H, W) float32 -> ab_n (N, 2, H, W) float32
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -72,7 +73,7 @@ def image_files(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ExportError(f"{folder}: not a folder of pictures")
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return list(walk_pictures(folder))
 
 
 def load_photos(folder: Path, count: int, height: int, width: int, *, offset: int = 0) -> np.ndarray:
@@ -83,7 +84,7 @@ def load_photos(folder: Path, count: int, height: int, width: int, *, offset: in
     """
     files = image_files(folder)
     if not files:
-        raise ExportError(f"{folder}: no pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
+        raise ExportError(f"{folder}: no pictures ({', '.join(sorted(INPUT_SUFFIXES))}) found")
     out = np.empty((count, height, width, 3), np.uint8)
     got, tried = 0, 0
     while got < count:

@@ -15,7 +15,6 @@ Never imports torch (trainer.cifar is torch-free).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ import cv2
 import numpy as np
 
 from runtime import color, metrics
-from runtime.imageio import INPUT_SUFFIXES
+from runtime.jobs import walk_pictures
 
 BASELINE = "grayscale"
 THUMB_SIZE = 256  # longer side of the pictures kept for the report and grid (never enlarged)
@@ -130,16 +129,6 @@ def _clean(scores: dict[str, float]) -> dict[str, float | None]:
 # --------------------------------------------------------------------------- data
 
 
-def _walk(folder: Path) -> list[Path]:
-    """Picture files below `folder`, recursive, sorted, hidden entries skipped (as `colorize run`)."""
-    found = []
-    for current, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(current, n) for n in sorted(files)
-                  if not n.startswith(".") and os.path.splitext(n)[1].lower() in INPUT_SUFFIXES]
-    return found
-
-
 def to_rgb8(image: np.ndarray) -> np.ndarray | None:
     """A decoded picture (OpenCV layout) -> uint8 RGB, alpha dropped; None if it has no colour channels."""
     if image.ndim != 3 or image.shape[2] not in (3, 4):
@@ -191,7 +180,7 @@ def load_dataset(data: Path, *, limit: int | None = None, resize: int | None = N
             pictures.append(Picture(name, shrink(split.images[i], resize)))
         kind = "cifar10"
     elif data.is_dir() or data.is_file():
-        files = [data] if data.is_file() else _walk(data)
+        files = [data] if data.is_file() else list(walk_pictures(data))
         for path in files:
             if limit is not None and len(pictures) >= limit:
                 break

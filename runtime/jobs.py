@@ -66,7 +66,7 @@ def check_inputs(inputs: Sequence[Path], output: Path | None) -> list[Path]:
     return resolved
 
 
-def _walk(folder: Path) -> Iterator[Path]:
+def walk_pictures(folder: Path) -> Iterator[Path]:
     """Picture files under `folder`, recursively, sorted, hidden entries skipped, symlinked folders not followed."""
     for current, dirs, files in os.walk(folder, onerror=None, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -90,7 +90,7 @@ def iter_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | Non
     for arg in args:
         root = out_root if out_root is not None else default_output_root(arg)
         if arg.is_dir():
-            sources: Iterator[Path] = _walk(arg)
+            sources: Iterator[Path] = walk_pictures(arg)
             base = arg
         else:
             sources, base = iter([arg]), arg.parent

@@ -23,10 +23,10 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from runtime import color
+from runtime.jobs import walk_pictures
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 # Mean per-pixel channel spread (8-bit levels) below which a picture counts as grayscale.
 GRAY_SPREAD = 2.0
 
@@ -41,7 +41,7 @@ def list_images(root: Path) -> list[Path]:
         raise DataError(f"{root}: no such file or folder")
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return list(walk_pictures(root))
 
 
 def decode_bgr(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
