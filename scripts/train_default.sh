@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# Recipe of the interim default model shipped in runtime/models/default.onnx (issue 4).
+# Recipe of the default model shipped in runtime/models/default.onnx.
 # Trained on the CPU of a 2-core machine on the project's photo corpus (train/ only,
-# validated on val/).
-#   SHIP=1 scripts/train_default_v0.sh [PHOTOS_DIR] [RUN_DIR]      the GAN; its int8 export becomes the shipped model
-#   BASELINE=l1 scripts/train_default_v0.sh [PHOTOS_DIR] [RUN_DIR] the L1-only U-Net, same recipe
-#   scripts/train_default_v0.sh PHOTOS_DIR RUN_DIR --d-norm spectral   a variant: extra options override the recipe's
+# validated on val/; see the README's table of what was tried).
+#   SHIP=1 scripts/train_default.sh [PHOTOS_DIR] [RUN_DIR]       the GAN; its fp16 export becomes the shipped model
+#   BASELINE=l1 scripts/train_default.sh [PHOTOS_DIR] [RUN_DIR]  the L1-only U-Net, same recipe
+#   scripts/train_default.sh PHOTOS_DIR RUN_DIR --d-norm batch   a variant: extra options override the recipe's
 set -euo pipefail
 photos=${1:-../shared/data/photos}
-run=${2:-runs/default-v0}
+run=${2:-runs/default}
 shift $(( $# < 2 ? $# : 2 ))
 options=(
   --data "$photos/train" --val "$photos/val"
   --size 128 --crop-scale 0.25
   --depth 6 --base-channels 32 --max-channels 256 --g-norm batch --dropout 0.5
-  --d-kind patch --d-norm batch --d-base-channels 32 --d-layers 3
+  --d-kind patch --d-norm spectral --d-base-channels 32 --d-layers 3
   --gan-loss vanilla --adv-weight 1 --l1-weight 100 --real-label 0.9
   --batch-size 16 --epochs 60 --lr-g 2e-4 --lr-d 2e-4 --lr-decay linear --decay-start 30
   --workers 1 --seed 0 --sample-count 8
@@ -26,11 +26,12 @@ if [ "${BASELINE:-}" = "l1" ]; then
   exit 0
 fi
 colorize train "${options[@]}"
-# fp32 for reference; the shipped file is the int8 export (13 MB, within the 20 MB cap; about 2x
-# faster than fp32 on CPU; its mean ab error against PyTorch is checked against the exporter's
-# bound). Calibration uses training pictures only.
+# fp32 (29 MB) is over the 20 MB cap. fp16 (14.6 MB) keeps the validation scores; int8 (13 MB,
+# about 2x faster on CPU) cost enough colour and accuracy to miss the acceptance targets on val/
+# (README), so fp16 is shipped. Calibration of int8 uses training pictures only.
 colorize export "$run/checkpoint.pt" -o "$run/model.onnx"
+colorize export "$run/checkpoint.pt" --fp16 -o "$run/model-fp16.onnx"
 colorize export "$run/checkpoint.pt" --int8 --calibration "$photos/train" -o "$run/model-int8.onnx"
 if [ "${SHIP:-}" = "1" ]; then
-  cp "$run/model-int8.onnx" runtime/models/default.onnx
+  cp "$run/model-fp16.onnx" runtime/models/default.onnx
 fi
