@@ -8,6 +8,7 @@ happen inside the commands, so `colorize --help` starts fast and never imports t
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -62,16 +63,12 @@ class _TrainBar:
         self.started = 0.0
 
     def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
-        import time
-
         if self.task is not None:
             self.progress.remove_task(self.task)
         self.task = self.progress.add_task(f"epoch {epoch}/{epochs}", total=batches, stats="")
         self.images, self.started = 0, time.perf_counter()
 
     def step(self, images: int, losses: dict[str, float]) -> None:
-        import time
-
         self.images += images
         rate = self.images / max(time.perf_counter() - self.started, 1e-9)
         stats = "  ".join(f"{k} {v:.3f}" for k, v in losses.items()) + f"  {rate:.0f} img/s"
@@ -560,8 +557,6 @@ def run_command(
 
     Each output is written atomically (temporary file, then rename); outputs that exist are skipped, so an interrupted run resumes where it stopped. Inputs are never modified. Bad files are reported with a reason and the run goes on; exit code 1 if any file failed, 2 for bad usage.
     """
-    import time
-
     import cv2
     from rich.progress import ProgressColumn
     from rich.text import Text

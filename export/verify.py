@@ -26,6 +26,7 @@ from export import ExportError
 from runtime import color
 from runtime.imageio import INPUT_SUFFIXES
 from runtime.jobs import walk_pictures
+from trainer.data import decode_bgr
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def load_photos(folder: Path, count: int, height: int, width: int, *, offset: in
             raise ExportError(f"{folder}: none of its {len(files)} picture files could be decoded")
         path = files[(offset + tried) % len(files)]
         tried += 1
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        bgr = decode_bgr(path)  # np.fromfile + imdecode: also non-ASCII paths on Windows
         if bgr is None:
             log.warning("%s: not decodable, skipped", path)
             continue

@@ -11,7 +11,6 @@ and a resumed run sees exactly the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,7 +188,6 @@ class FolderDataset(Dataset):
         # Budget estimate: 4:3 pictures at short side 2*size, 3 bytes per pixel.
         estimate_mb = len(self.files) * (2 * size) ** 2 * 3 * 4 / 3 / 2**20
         self.cache: dict[int, np.ndarray] | None = {} if estimate_mb <= cache_mb else None
-        self.failures: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self.files)
