@@ -76,7 +76,8 @@ class _TrainBar:
 
     def epoch_end(self, metrics: dict[str, Any]) -> None:
         self.progress.console.print(
-            f"epoch {metrics['epoch']}: val L1(ab) {metrics['val_l1_ab']:.2f}  val PSNR {metrics['val_psnr']:.2f} dB  "
+            f"epoch {metrics['epoch']}: val L1(ab) {metrics['val_l1_ab']:.2f}  PSNR {metrics['val_psnr']:.2f} dB  "
+            f"ΔE00 {metrics['val_de00']:.2f}  colourfulness {metrics['val_colourfulness']:.2f}  "
             f"{metrics['images_per_s']:.0f} img/s",
             highlight=False,
         )
@@ -263,6 +264,8 @@ def train_command(
         raise _fail("interrupted; the last completed epoch is in checkpoint.pt (resume with --resume)", 130) from None
     err.print(f"checkpoint: {result.checkpoint}\nmetrics:    {result.out / 'metrics.jsonl'}\nsamples:    "
               f"{result.out / 'samples'}", highlight=False)
+    if result.best is not None:
+        err.print(f"best:       {result.best} (epoch {result.best_epoch}, lowest validation ΔE00)", highlight=False)
 
 
 # ---- eval / curves commands (evaluation) ----

@@ -128,7 +128,7 @@ def _training_lines(t: dict[str, Any]) -> list[str]:
         loss = f"L1 only (x {_fmt(losses.get('l1_weight'))})"
     lines.append(f"training    {epochs} epochs, {_fmt(t.get('steps'))} steps; {loss}")
     metrics = t.get("metrics") or {}
-    shown = {k: metrics[k] for k in ("val_l1_ab", "val_psnr", "val_images") if k in metrics}
+    shown = {k: metrics[k] for k in ("val_l1_ab", "val_psnr", "val_de00", "val_colourfulness", "val_images") if k in metrics}
     if shown:
         lines.append("validation  " + ", ".join(f"{k} {_fmt(v)}" for k, v in shown.items()))
     exporter = t.get("exporter") or {}

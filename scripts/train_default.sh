@@ -5,6 +5,7 @@
 #   SHIP=1 scripts/train_default.sh [PHOTOS_DIR] [RUN_DIR]       the GAN; its fp16 export becomes the shipped model
 #   BASELINE=l1 scripts/train_default.sh [PHOTOS_DIR] [RUN_DIR]  the L1-only U-Net, same recipe
 #   scripts/train_default.sh PHOTOS_DIR RUN_DIR --d-norm batch   a variant: extra options override the recipe's
+#   TRAIN_ONLY=1 scripts/train_default.sh ...                    train, no exports (scripts/search_default.sh)
 set -euo pipefail
 photos=${1:-../shared/data/photos}
 run=${2:-runs/default}
@@ -26,6 +27,7 @@ if [ "${BASELINE:-}" = "l1" ]; then
   exit 0
 fi
 colorize train "${options[@]}"
+[ "${TRAIN_ONLY:-}" = "1" ] && exit 0  # scripts/search_default.sh exports and scores its tries itself
 # fp32 (29 MB) is over the 20 MB cap. fp16 (14.6 MB) keeps the validation scores; int8 (13 MB,
 # about 2x faster on CPU) cost enough colour and accuracy to miss the acceptance targets on val/
 # (README), so fp16 is shipped. Calibration of int8 uses training pictures only.

@@ -17,7 +17,8 @@ from trainer import curves
 def _record(epoch: int, *, gan: bool = True) -> dict:
     r = {"epoch": epoch, "step": 25 * epoch, "g_l1": 0.13 - 0.005 * epoch,
          "val_l1_ab": 12.0 - 0.3 * epoch + (epoch % 3),
-         "val_psnr": 21.5 + 0.1 * epoch, "val_images": 35, "lr_g": 2e-4, "lr_d": 2e-4, "images_per_s": 10.0 + epoch,
+         "val_psnr": 21.5 + 0.1 * epoch, "val_de00": 11.0 - 0.2 * epoch + (epoch % 2), "val_colourfulness": 0.5 + 0.05 * epoch,
+         "val_images": 35, "lr_g": 2e-4, "lr_d": 2e-4, "images_per_s": 10.0 + epoch,
          "epoch_seconds": 30.0, "time": "2026-11-21T17:47:57+00:00"}
     if gan:
         r.update(g_adv=0.9 + 0.1 * epoch, d_loss=0.7 - 0.02 * epoch, d_real=0.1 * epoch, d_fake=-0.1 * epoch)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -44,8 +45,15 @@ def test_epoch_outputs_and_generator_rebuild(photo_dir: Path, tmp_path: Path) ->
     result = train(tiny_config(photo_dir, tmp_path / "run", epochs=2))
     lines = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [1, 2]
-    for key in ("g_l1", "g_adv", "d_loss", "val_l1_ab", "val_psnr", "images_per_s", "lr_g"):
+    for key in ("g_l1", "g_adv", "d_loss", "val_l1_ab", "val_psnr", "val_de00", "val_colourfulness", "images_per_s",
+                "lr_g"):
         assert key in lines[-1]
+    # best.pt is the checkpoint of the epoch with the lowest validation CIEDE2000.
+    best_epoch = min(lines, key=lambda m: m["val_de00"])["epoch"]
+    assert result.best == tmp_path / "run" / "best.pt" and result.best_epoch == best_epoch
+    best = load_checkpoint(result.best)
+    assert best["epoch"] == best_epoch and best["metrics"]["val_de00"] == min(m["val_de00"] for m in lines)
+    assert load_checkpoint(result.checkpoint)["best"] == {"epoch": best_epoch, "val_de00": best["metrics"]["val_de00"]}
     assert lines[-1]["step"] == 2 * (9 // 4)  # 9 training pictures, batches of 4, last partial one dropped
     grid = cv2.imread(str(tmp_path / "run" / "samples" / "epoch_0002.png"))
     assert grid.shape == (3 * 128, 3 * 128, 3)  # 3 samples x (gray | truth | colorized), 32 px shown 4x
@@ -92,12 +100,55 @@ def test_resume_reproduces_an_uninterrupted_run(photo_dir: Path, tmp_path: Path)
     res_lines = [json.loads(x) for x in (tmp_path / "half" / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in res_lines] == [1, 2, 3]
     for a, b in zip(full_lines[1:], res_lines[1:]):
-        for key in ("step", "g_l1", "g_adv", "d_loss", "d_real", "d_fake", "val_l1_ab", "lr_g"):
+        for key in ("step", "g_l1", "g_adv", "d_loss", "d_real", "d_fake", "val_l1_ab", "val_de00", "lr_g"):
             assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), key
+    # The best epoch survives the interruption: the resumed run's best.pt is the uninterrupted run's.
+    assert resumed.best_epoch == full.best_epoch
+    assert load_checkpoint(resumed.best)["epoch"] == load_checkpoint(full.best)["epoch"]
     a = load_checkpoint(full.checkpoint)["generator"]["state"]
     b = load_checkpoint(resumed.checkpoint)["generator"]["state"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+class _Constant(torch.nn.Module):
+    """A stand-in generator that answers every batch with the same ab tensor (N, 2, S, S)."""
+
+    def __init__(self, ab: torch.Tensor) -> None:
+        super().__init__()
+        self.ab = ab
+
+    def forward(self, l_n: torch.Tensor) -> torch.Tensor:
+        return self.ab[: len(l_n)]
+
+
+def test_validation_scores_match_colorize_eval_definitions(photo_dir: Path) -> None:
+    from runtime import color, metrics
+    from trainer.data import FolderDataset, scan_images
+    from trainer.train import evaluate
+
+    ds = FolderDataset(scan_images(photo_dir).usable[:5], 32, train=False)
+    l_n = torch.stack([ds[i][0] for i in range(5)])
+    ab_n = torch.stack([ds[i][1] for i in range(5)])
+    loader = [(l_n, ab_n)]
+    cpu = torch.device("cpu")
+
+    # Gray predictions: the same numbers runtime.metrics gives for gray pictures against their truths.
+    gray = evaluate(_Constant(torch.zeros_like(ab_n)), loader, cpu, max_images=100)
+    l_hwc = l_n.numpy().transpose(0, 2, 3, 1)
+    truths = color.network_to_rgb(l_hwc, ab_n.numpy().transpose(0, 2, 3, 1))
+    grays = color.network_to_rgb(l_hwc, np.zeros((5, 32, 32, 2), np.float32))
+    scores = metrics.aggregate([metrics.score(p, t) for p, t in zip(grays, truths)])
+    assert gray["val_images"] == 5
+    assert gray["val_de00"] == pytest.approx(scores["ciede2000"], rel=1e-6)
+    assert gray["val_colourfulness"] == pytest.approx(scores["colourfulness_ratio"], rel=1e-6)
+    assert gray["val_de00"] > 1.0 and gray["val_colourfulness"] < 0.5  # the fixture photos are colourful
+
+    # Perfect predictions: no colour error and the truth's colourfulness.
+    perfect = evaluate(_Constant(ab_n), loader, cpu, max_images=100)
+    assert perfect["val_de00"] < 1e-3 and perfect["val_l1_ab"] < 1e-4
+    assert perfect["val_colourfulness"] == pytest.approx(1.0)
+    assert evaluate(_Constant(ab_n), loader, cpu, max_images=2)["val_images"] == 2
 
 
 def test_lr_schedules() -> None:

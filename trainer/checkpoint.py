@@ -12,6 +12,8 @@ Layout (a plain dict, loadable with `torch.load(weights_only=True)`):
     epoch, step       completed epochs, optimiser steps so far
     rng               {"torch": ByteTensor, "cuda": [ByteTensor] | None}
     metrics           the last epoch's metrics line
+    best              {"epoch", "val_de00"}: the epoch with the lowest validation CIEDE2000 so far
+                      (its checkpoint is best.pt beside checkpoint.pt); absent in older files
     data              a one-line description of the training data
 """
 

@@ -33,6 +33,8 @@ PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
     ("Discriminator outputs (train)", "mean D output", (("d_real", "D(real)"), ("d_fake", "D(fake)"))),
     ("Validation L1 (ab)", "mean |ab error|, Lab units", (("val_l1_ab", "val L1 ab"),)),
     ("Validation PSNR", "dB", (("val_psnr", "val PSNR"),)),
+    ("Validation CIEDE2000", "mean ΔE00", (("val_de00", "val ΔE00"),)),
+    ("Validation colourfulness", "prediction / truth", (("val_colourfulness", "val colourfulness"),)),
     ("Learning rate", "lr", (("lr_g", "lr G"), ("lr_d", "lr D"))),
 )
 # Drawn on a right-hand axis of the learning-rate panel.
@@ -156,8 +158,8 @@ def plot_runs(runs: Sequence[Run], out: Path, *, title: str | None = None, dpi: 
                 name = label if len(runs) == 1 else f"{run.label}: {label}"
                 ax.plot(xs, ys, styles[k % len(styles)], color=colors[(r if len(runs) > 1 else k) % len(colors)],
                         marker="o" if len(xs) < 30 else None, markersize=3, linewidth=1.4, label=name)
-            if keys[0][0] == "val_l1_ab":  # mark the best validation epoch of each run
-                xs, ys = run.series("val_l1_ab")
+            if keys[0][0] == "val_de00":  # mark the epoch best.pt holds (lowest validation ΔE00)
+                xs, ys = run.series("val_de00")
                 if xs:
                     best = min(range(len(ys)), key=ys.__getitem__)
                     ax.plot([xs[best]], [ys[best]], "*", color=colors[r % len(colors)], markersize=11,

@@ -5,7 +5,8 @@ Per step, with L (N, 1, S, S) and real ab (N, 2, S, S) in network units:
     D step: D([L, ab]) -> real, D([L, fake.detach()]) -> fake     (skipped when adv_weight == 0)
     G step: adv_weight * GAN(D([L, fake])) + l1_weight * |fake - ab|
 
-Per epoch: validation L1/PSNR, a sample grid, an atomic checkpoint, one JSON metrics line.
+Per epoch: validation L1/PSNR/CIEDE2000/colourfulness, a sample grid, an atomic checkpoint
+(plus best.pt when val CIEDE2000 improved), one JSON metrics line.
 `resume` restores weights, optimisers, schedulers, AMP scaler and RNG so the next step is
 the one an uninterrupted run would have taken.
 """
@@ -30,6 +31,7 @@ from torch.utils.data import DataLoader
 from runtime import __version__ as labcolor_version
 from runtime import color
 from runtime.imageio import write_atomic
+from runtime.metrics import ciede2000, colourfulness
 from trainer.checkpoint import FORMAT, VERSION, load_checkpoint, save_atomic
 from trainer.config import RESUMABLE_FIELDS, ConfigError, TrainConfig
 from trainer.data import DataBundle, DataError, EpochSampler, build_data
@@ -39,6 +41,7 @@ from trainer.networks import build_discriminator, build_generator, count_paramet
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
+BEST_NAME = "best.pt"  # the checkpoint of the epoch with the lowest val_de00 so far
 METRICS_NAME = "metrics.jsonl"
 SAMPLES_DIR = "samples"
 
@@ -62,6 +65,8 @@ class TrainResult:
     out: Path
     checkpoint: Path
     metrics: dict[str, Any]
+    best: Path | None  # best.pt (lowest val_de00), None when no epoch had validation pictures
+    best_epoch: int
 
 
 def resolve_device(name: str) -> torch.device:
@@ -131,10 +136,16 @@ def psnr_uint8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def evaluate(g: nn.Module, loader: DataLoader, device: torch.device, max_images: int) -> dict[str, float]:
-    """Validation L1 of ab (Lab units) and mean RGB PSNR over at most `max_images` images."""
+    """Validation scores over at most `max_images` images, on the same definitions as `colorize eval`.
+
+    val_l1_ab: mean |ab error| in Lab units; val_psnr: mean RGB PSNR (dB, capped at 100);
+    val_de00: mean per-picture CIEDE2000; val_colourfulness: ratio of mean colourfulness,
+    prediction / truth (runtime.metrics). The last two are the default model's acceptance metrics,
+    so checkpoints can be chosen on them.
+    """
     was_training = g.training
     g.eval()
-    l1_sum, psnr_sum, n = 0.0, 0.0, 0
+    l1_sum, psnr_sum, de_sum, m_pred, m_truth, n = 0.0, 0.0, 0.0, 0.0, 0.0, 0
     for l_n, ab_n in loader:
         if n >= max_images:
             break
@@ -147,9 +158,19 @@ def evaluate(g: nn.Module, loader: DataLoader, device: torch.device, max_images:
         truth = color.network_to_rgb(l_hwc, _to_hwc(ab_n))
         # Cap at 100 dB so one perfectly flat picture cannot make the mean infinite.
         psnr_sum += float(np.minimum(psnr_uint8(pred, truth), 100.0).sum())
+        for p, t in zip(pred, truth):
+            de_sum += float(ciede2000(color.rgb_to_lab(p), color.rgb_to_lab(t)).mean())
+            m_pred += colourfulness(p)
+            m_truth += colourfulness(t)
         n += take
     g.train(was_training)
-    return {"val_l1_ab": l1_sum / max(n, 1), "val_psnr": psnr_sum / max(n, 1), "val_images": n}
+    return {
+        "val_l1_ab": l1_sum / max(n, 1),
+        "val_psnr": psnr_sum / max(n, 1),
+        "val_de00": de_sum / max(n, 1),
+        "val_colourfulness": m_pred / m_truth if m_truth > 0 else math.nan,
+        "val_images": n,
+    }
 
 
 @torch.no_grad()
@@ -214,6 +235,8 @@ class TrainState:
     use_amp: bool
     epoch: int = 0  # completed epochs
     step: int = 0  # optimiser steps taken
+    best_de00: float = math.inf  # lowest val_de00 seen so far, and its epoch (0: none yet)
+    best_epoch: int = 0
 
     @classmethod
     def create(cls, cfg: TrainConfig, device: torch.device) -> "TrainState":
@@ -264,6 +287,7 @@ class TrainState:
                 "cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
             },
             "metrics": metrics,
+            "best": {"epoch": self.best_epoch, "val_de00": self.best_de00},
         }
 
     def restore(self, ckpt: dict[str, Any]) -> None:
@@ -279,6 +303,8 @@ class TrainState:
         if self.device.type == "cuda" and ckpt["rng"]["cuda"] is not None:
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
         self.epoch, self.step = ckpt["epoch"], ckpt["step"]
+        best = ckpt.get("best") or {}  # absent in checkpoints written before best.pt existed
+        self.best_de00, self.best_epoch = best.get("val_de00", math.inf), best.get("epoch", 0)
 
 
 def train_step(state: TrainState, l_n: torch.Tensor, ab_n: torch.Tensor) -> dict[str, float]:
@@ -399,9 +425,16 @@ def train(cfg: TrainConfig, *, resume: Path | None = None, progress: TrainProgre
         }
         write_png_atomic(sample_grid(state.g, sample_l, sample_ab, device),
                          out / SAMPLES_DIR / f"epoch_{state.epoch:04d}.png")
-        save_atomic(state.checkpoint(data=data.description, metrics=metrics), out / CHECKPOINT_NAME)
+        improved = metrics["val_de00"] < state.best_de00  # False for NaN: no val pictures, no best.pt
+        if improved:
+            state.best_de00, state.best_epoch = metrics["val_de00"], state.epoch
+        ckpt = state.checkpoint(data=data.description, metrics=metrics)
+        if improved:
+            save_atomic(ckpt, out / BEST_NAME)
+        save_atomic(ckpt, out / CHECKPOINT_NAME)
         with open(out / METRICS_NAME, "a") as f:
             f.write(json.dumps(metrics) + "\n")
         log.debug("epoch %d: %s", state.epoch, json.dumps(metrics))
         progress.epoch_end(metrics)
-    return TrainResult(out=out, checkpoint=out / CHECKPOINT_NAME, metrics=metrics)
+    best = out / BEST_NAME if state.best_epoch else None
+    return TrainResult(out=out, checkpoint=out / CHECKPOINT_NAME, metrics=metrics, best=best, best_epoch=state.best_epoch)
