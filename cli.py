@@ -268,6 +268,50 @@ def train_command(
         err.print(f"best:       {result.best} (epoch {result.best_epoch}, lowest validation ΔE00)", highlight=False)
 
 
+@app.command("recalibrate")
+def recalibrate_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A labcolor checkpoint.pt (or best.pt) written by `colorize train`.")],
+    out: Annotated[
+        Optional[Path],
+        typer.Option("--out", "-o", help="Checkpoint to write. Default: <name>-recal.pt beside CHECKPOINT."),
+    ] = None,
+    passes: Annotated[int, typer.Option(min=1, help="Passes over the training pictures (random crops).")] = 2,
+    batch_size: Annotated[int, typer.Option(min=1, help="Batch size of the passes.")] = 16,
+    data: Annotated[
+        Optional[Path],
+        typer.Option(help="Where the run's training pictures are now. Default: the path recorded in the checkpoint."),
+    ] = None,
+) -> None:
+    """Re-estimate the generator's BatchNorm statistics on its training pictures, dropout off.
+
+    Training ends with running statistics averaged over its last few steps with dropout on; inference runs
+    with dropout off. This replaces them by a plain average over PASSES epochs of training crops (weights
+    unchanged) and records it in the checkpoint, so the exported model's metadata says so. Export the result
+    with `colorize export`.
+    """
+    from trainer.checkpoint import CheckpointError
+    from trainer.cifar import CifarError
+    from trainer.data import DataError
+    from trainer.recalibrate import RecalibrationError, recalibrate_checkpoint
+
+    if out is None:
+        out = checkpoint.with_name(f"{checkpoint.stem}-recal.pt")
+    if out.resolve() == checkpoint.resolve():
+        raise _fail(f"{out}: would overwrite the input checkpoint; choose another --out")
+    try:
+        with Progress(TextColumn("recalibrating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=err, transient=True) as bar:
+            task = bar.add_task("batches", total=None)
+            record = recalibrate_checkpoint(
+                checkpoint, out, passes=passes, batch_size=batch_size, data=data,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except (CheckpointError, DataError, CifarError, ConfigError, RecalibrationError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"wrote {out}: BatchNorm statistics from {record['images']} training crops ({passes} passes)",
+              highlight=False)
+
+
 # ---- eval / curves commands (evaluation) ----
 
 _EVAL_DATA, _EVAL_RUN, _EVAL_OUT = "Data", "Models", "Output"

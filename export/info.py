@@ -131,6 +131,10 @@ def _training_lines(t: dict[str, Any]) -> list[str]:
     shown = {k: metrics[k] for k in ("val_l1_ab", "val_psnr", "val_de00", "val_colourfulness", "val_images") if k in metrics}
     if shown:
         lines.append("validation  " + ", ".join(f"{k} {_fmt(v)}" for k, v in shown.items()))
+    recal = t.get("bn_recalibration")
+    if recal:
+        lines.append(f"batchnorm   statistics recalibrated after training: {_fmt(recal.get('passes'))} passes, "
+                     f"{_fmt(recal.get('images'))} training crops, dropout off")
     exporter = t.get("exporter") or {}
     checked = (exporter.get("verification") or {}).get("model")
     if checked:

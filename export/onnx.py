@@ -275,6 +275,8 @@ def build_metadata(
         "generator": spec,
         "discriminator": disc["spec"] if disc else None,
         "trained_at": metrics.get("time"),
+        # Set by `colorize recalibrate` (trainer.recalibrate): BatchNorm statistics re-estimated after training.
+        "bn_recalibration": ckpt.get("bn_recalibration"),
         "trained_with_labcolor": ckpt.get("labcolor_version"),
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "labcolor_version": labcolor_version,
