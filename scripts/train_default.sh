@@ -2,7 +2,9 @@
 # Recipe of the default model shipped in runtime/models/default.onnx.
 # Trained on the CPU of a 2-core machine on the project's photo corpus (train/ only,
 # validated on val/; see the README's table of what was tried).
-#   SHIP=1 scripts/train_default.sh [PHOTOS_DIR] [RUN_DIR]       the GAN; its fp16 export becomes the shipped model
+#   SHIP=1 scripts/train_default.sh PHOTOS_DIR RUN_DIR --seed 1   the shipped model: the GAN with seed 1 (chosen on
+#                                                                val/ among seeds 0-2, see scripts/search_default.sh);
+#                                                                its fp16 export becomes runtime/models/default.onnx
 #   BASELINE=l1 scripts/train_default.sh [PHOTOS_DIR] [RUN_DIR]  the L1-only U-Net, same recipe
 #   scripts/train_default.sh PHOTOS_DIR RUN_DIR --d-norm batch   a variant: extra options override the recipe's
 #   TRAIN_ONLY=1 scripts/train_default.sh ...                    train, no exports (scripts/search_default.sh)
