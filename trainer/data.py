@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, Sampler
 
 from runtime import color
 from runtime.jobs import walk_pictures
+from trainer.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +312,22 @@ def build_data(
     )
     desc = f"folder {data}: {len(train_files)} train ({scan.summary()}), validation {val_desc}"
     return DataBundle(train_set, val_set, desc, "folder")
+
+
+def build_data_for(cfg: TrainConfig, *, data: Path | None = None, download: bool | None = None) -> DataBundle:
+    """build_data with a run's own settings; `data`/`download` override the config's (e.g. pictures that moved)."""
+    return build_data(
+        Path(data) if data is not None else Path(cfg.data),
+        Path(cfg.val) if cfg.val else None,
+        dataset=cfg.dataset,
+        size=cfg.size,
+        seed=cfg.seed,
+        crop_scale=cfg.crop_scale,
+        flip=cfg.flip,
+        val_fraction=cfg.val_fraction,
+        cache_mb=cfg.cache_mb,
+        download=cfg.download if download is None else download,
+    )
 
 
 def _folder_val(val: Path, size: int, cache_mb: int) -> FolderDataset:

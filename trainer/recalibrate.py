@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from trainer.checkpoint import generator_from_checkpoint, load_checkpoint, save_atomic
 from trainer.config import TrainConfig
-from trainer.data import build_data
+from trainer.data import build_data_for
 
 # Augmentation epochs used for the passes: far past any training epoch, so the crops are new
 # ones drawn the way training draws them (keys are (index, epoch); see trainer.data).
@@ -99,19 +99,7 @@ def recalibrate_checkpoint(
     """
     ckpt = load_checkpoint(checkpoint)
     cfg = TrainConfig.from_dict(ckpt["config"])
-    source = Path(data) if data is not None else Path(cfg.data)
-    bundle = build_data(
-        source,
-        Path(cfg.val) if cfg.val else None,
-        dataset=cfg.dataset,
-        size=cfg.size,
-        seed=cfg.seed,
-        crop_scale=cfg.crop_scale,
-        flip=cfg.flip,
-        val_fraction=cfg.val_fraction,
-        cache_mb=cfg.cache_mb,
-        download=False,
-    )
+    bundle = build_data_for(cfg, data=data, download=False)
     g = generator_from_checkpoint(ckpt)
     seen = recalibrate_batchnorm(g, bundle.train, passes=passes, batch_size=batch_size, seed=cfg.seed,
                                  progress=progress)

@@ -34,7 +34,7 @@ from runtime.imageio import write_atomic
 from runtime.metrics import ciede2000, colourfulness
 from trainer.checkpoint import FORMAT, VERSION, load_checkpoint, save_atomic
 from trainer.config import RESUMABLE_FIELDS, ConfigError, TrainConfig
-from trainer.data import DataBundle, DataError, EpochSampler, build_data
+from trainer.data import DataBundle, DataError, EpochSampler, build_data_for
 from trainer.losses import GANLoss, l1_loss
 from trainer.networks import build_discriminator, build_generator, count_parameters
 
@@ -356,18 +356,7 @@ def train(cfg: TrainConfig, *, resume: Path | None = None, progress: TrainProgre
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    data: DataBundle = build_data(
-        Path(cfg.data),
-        Path(cfg.val) if cfg.val else None,
-        dataset=cfg.dataset,
-        size=cfg.size,
-        seed=cfg.seed,
-        crop_scale=cfg.crop_scale,
-        flip=cfg.flip,
-        val_fraction=cfg.val_fraction,
-        cache_mb=cfg.cache_mb,
-        download=cfg.download,
-    )
+    data: DataBundle = build_data_for(cfg)
     if len(data.train) < cfg.batch_size:
         raise DataError(f"{cfg.data}: {len(data.train)} training images, fewer than --batch-size {cfg.batch_size}")
     log.info("data: %s", data.description)
