@@ -106,3 +106,17 @@ def test_cli_writes_a_recorded_checkpoint_that_exports(photo_dir: Path, tmp_path
     assert res.exit_code != 0 and "overwrite the input" in res.output
     res = runner.invoke(app, ["recalibrate", str(result.checkpoint), "--data", str(tmp_path / "moved")])
     assert res.exit_code != 0 and "moved" in res.output
+
+
+def test_needs_only_the_training_pictures(photo_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.conftest import write_photos
+    from trainer.recalibrate import recalibrate_checkpoint
+
+    val = tmp_path / "val"
+    write_photos(val, 4, seed=3)
+    result = train(tiny_config(photo_dir, tmp_path / "run", epochs=1, val=str(val)))
+    shutil.rmtree(val)  # the validation folder is gone; the training split does not depend on it
+    record = recalibrate_checkpoint(result.checkpoint, tmp_path / "recal.pt", passes=1, batch_size=4)
+    assert record["images"] == 4 * (12 // 4)  # every usable training photo is in the split: no hold-out

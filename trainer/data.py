@@ -244,7 +244,7 @@ class ArrayDataset(Dataset):
 @dataclass
 class DataBundle:
     train: Dataset
-    val: Dataset
+    val: Dataset | None  # None only when built with with_val=False
     description: str  # e.g. "CIFAR-10 (50000 train / 10000 test)" for logs and model metadata
     kind: str  # "cifar10" or "folder"
 
@@ -267,8 +267,14 @@ def build_data(
     val_fraction: float,
     cache_mb: int,
     download: bool,
+    with_val: bool = True,
 ) -> DataBundle:
-    """Resolve `--data`/`--val` into train and validation datasets."""
+    """Resolve `--data`/`--val` into train and validation datasets.
+
+    with_val=False skips reading a separate validation set (`val`, or CIFAR's test batch) for
+    callers that only need the training split, which does not depend on it; a held-out slice of
+    `data` is still held out, since that changes the split.
+    """
     from trainer import cifar
 
     kind = dataset
@@ -282,6 +288,8 @@ def build_data(
             raise DataError(f"CIFAR-10 pictures are 32x32; use --size 32 (got {size})")
         train_split = cifar.load_cifar10(data, "train")
         train_set = ArrayDataset(train_split.images, train=True, seed=seed, flip=flip)
+        if not with_val:
+            return DataBundle(train_set, None, f"CIFAR-10 ({len(train_set)} train) from {data}", "cifar10")
         if val is None:
             test = cifar.load_cifar10(data, "test")
             val_set: Dataset = ArrayDataset(test.images, train=False)
@@ -304,9 +312,11 @@ def build_data(
         train_files = [f for i, f in enumerate(train_files) if i % k]
         val_set = FolderDataset(val_files, size, train=False, cache_mb=cache_mb)
         val_desc = f"{len(val_files)} held out"
-    else:
+    elif with_val:
         val_set = _folder_val(val, size, cache_mb)
         val_desc = f"{len(val_set)} from {val}"
+    else:
+        val_set, val_desc = None, f"{val} (not read)"
     train_set = FolderDataset(
         train_files, size, train=True, seed=seed, crop_scale=crop_scale, flip=flip, cache_mb=cache_mb
     )
@@ -314,7 +324,9 @@ def build_data(
     return DataBundle(train_set, val_set, desc, "folder")
 
 
-def build_data_for(cfg: TrainConfig, *, data: Path | None = None, download: bool | None = None) -> DataBundle:
+def build_data_for(
+    cfg: TrainConfig, *, data: Path | None = None, download: bool | None = None, with_val: bool = True
+) -> DataBundle:
     """build_data with a run's own settings; `data`/`download` override the config's (e.g. pictures that moved)."""
     return build_data(
         Path(data) if data is not None else Path(cfg.data),
@@ -327,6 +339,7 @@ def build_data_for(cfg: TrainConfig, *, data: Path | None = None, download: bool
         val_fraction=cfg.val_fraction,
         cache_mb=cfg.cache_mb,
         download=cfg.download if download is None else download,
+        with_val=with_val,
     )
 
 
