@@ -23,8 +23,18 @@ declare -A tries=(
   [lrd1e-4]="--lr-d 1e-4"
   [seed2]="--seed 2"
   [base48]="--base-channels 48"
+  # More seeds of the baseline: the GAN's ΔE00 margin over L1 is smaller than the seed spread.
+  [l1-seed1]="--adv-weight 0 --seed 1"
+  [l1-seed2]="--adv-weight 0 --seed 2"
+  # Convergence: twice the epochs, the same share of them at a constant learning rate.
+  [e120]="--seed 1 --epochs 120 --decay-start 60"
+  [l1-e120]="--adv-weight 0 --seed 1 --epochs 120 --decay-start 60"
+  # 192 px crops kept ΔE00 but lost colour at λ 100; a lower λ, with its own L1 baseline.
+  [size192-l50]="--size 192 --epochs 40 --decay-start 20 --l1-weight 50"
+  [l1-size192]="--adv-weight 0 --size 192 --epochs 40 --decay-start 20"
 )
-order=(seed0 l1 lambda50 seed1 max192 size192 lrd1e-4 seed2 base48)
+order=(seed0 l1 lambda50 seed1 max192 size192 lrd1e-4 seed2 base48
+       l1-seed1 l1-seed2 e120 l1-e120 size192-l50 l1-size192)
 [ $# -gt 0 ] && order=("$@")
 
 score() {  # score MODEL OUT_DIR
