@@ -263,6 +263,9 @@ def build_metadata(
         "epochs": ckpt.get("epoch"),
         "epochs_planned": cfg.get("epochs"),
         "steps": ckpt.get("step"),
+        # The epoch with the lowest validation ΔE00 up to this checkpoint; equal to "epochs" for a best.pt,
+        # which is how a reader tells a model picked on validation from the last epoch of its run.
+        "best": ckpt.get("best"),
         "losses": {
             "gan_loss": cfg.get("gan_loss"),
             "adv_weight": cfg.get("adv_weight"),

@@ -49,13 +49,21 @@ def perturb(net: nn.Module, seed: int) -> None:
                 mod.bias.copy_(torch.randn(mod.bias.shape, generator=gen) * 0.05)
 
 
-def make_checkpoint(path: Path, *, seed: int = 0, data: str = "synthetic test pictures", **overrides: Any) -> Path:
-    """Write a labcolor checkpoint of a tiny generator; `overrides` are TrainConfig fields."""
+def make_checkpoint(
+    path: Path, *, seed: int = 0, data: str = "synthetic test pictures", best_de00: float | None = None,
+    **overrides: Any,
+) -> Path:
+    """Write a labcolor checkpoint of a tiny generator; `overrides` are TrainConfig fields.
+
+    With `best_de00`, its epoch is the best one so far (as in a best.pt), with that validation ΔE00.
+    """
     fields = {**TINY, "init_std": None, "out": str(path.parent), "epochs": 5, **overrides}
     cfg = TrainConfig(**fields)
     torch.manual_seed(seed)
     state = TrainState.create(cfg, torch.device("cpu"))
     perturb(state.g, seed)
     state.epoch, state.step = METRICS["epoch"], METRICS["step"]
+    if best_de00 is not None:
+        state.best_epoch, state.best_de00 = state.epoch, best_de00
     save_atomic(state.checkpoint(data=data, metrics=dict(METRICS)), path)
     return path

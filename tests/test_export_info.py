@@ -106,6 +106,22 @@ def test_cli_info_text(model: Path) -> None:
     assert "parameters" in out and "(0.26 MB)" in out.replace("0.27", "0.26")
 
 
+def test_cli_info_tells_a_model_picked_on_validation_from_the_last_epoch(tmp_path: Path, model: Path) -> None:
+    # The module's model: a checkpoint of epoch 3 of 5 that never had validation pictures (no best epoch).
+    plain = CliRunner().invoke(cli.app, ["info", str(model), "--no-providers"])
+    assert plain.exit_code == 0, plain.output
+    assert "selected" not in plain.output
+    assert inspect_model(model).metadata.training["best"] == {"epoch": 0, "val_de00": None}  # inf -> null
+
+    picked = fx.make_checkpoint(tmp_path / "best.pt", best_de00=9.25)  # epoch 3 of 5, the best so far
+    out = tmp_path / "best.onnx"
+    export_generator(picked, out, parity_shapes=[(1, 32, 32)], check_opencv=False)
+    assert inspect_model(out).metadata.training["best"] == {"epoch": 3, "val_de00": 9.25}
+    result = CliRunner().invoke(cli.app, ["info", str(out), "--no-providers"])
+    assert result.exit_code == 0, result.output
+    assert "selected    epoch 3 (best.pt): the lowest validation ΔE00 (9.25) of epochs 1-3" in result.output
+
+
 def test_cli_info_json(model: Path) -> None:
     result = CliRunner().invoke(cli.app, ["info", str(model), "--json", "--no-providers"])
     assert result.exit_code == 0, result.output
