@@ -129,7 +129,7 @@ def _training_lines(t: dict[str, Any]) -> list[str]:
     lines.append(f"training    {epochs} epochs, {_fmt(t.get('steps'))} steps; {loss}")
     best = t.get("best") or {}
     if best.get("epoch") and best.get("epoch") == t.get("epochs") and t.get("epochs") != t.get("epochs_planned"):
-        lines.append(f"selected    epoch {best['epoch']} (best.pt): the lowest validation ΔE00 "
+        lines.append(f"selected    epoch {best['epoch']}: the lowest validation ΔE00 "
                      f"({_fmt(best.get('val_de00'))}) of epochs 1-{best['epoch']}")
     metrics = t.get("metrics") or {}
     shown = {k: metrics[k] for k in ("val_l1_ab", "val_psnr", "val_de00", "val_colourfulness", "val_images") if k in metrics}

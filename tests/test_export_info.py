@@ -119,7 +119,7 @@ def test_cli_info_tells_a_model_picked_on_validation_from_the_last_epoch(tmp_pat
     assert inspect_model(out).metadata.training["best"] == {"epoch": 3, "val_de00": 9.25}
     result = CliRunner().invoke(cli.app, ["info", str(out), "--no-providers"])
     assert result.exit_code == 0, result.output
-    assert "selected    epoch 3 (best.pt): the lowest validation ΔE00 (9.25) of epochs 1-3" in result.output
+    assert "selected    epoch 3: the lowest validation ΔE00 (9.25) of epochs 1-3" in result.output
 
 
 def test_cli_info_json(model: Path) -> None:
