@@ -128,9 +128,10 @@ def _training_lines(t: dict[str, Any]) -> list[str]:
         loss = f"L1 only (x {_fmt(losses.get('l1_weight'))})"
     lines.append(f"training    {epochs} epochs, {_fmt(t.get('steps'))} steps; {loss}")
     best = t.get("best") or {}
-    if best.get("epoch") and best.get("epoch") == t.get("epochs") and t.get("epochs") != t.get("epochs_planned"):
-        lines.append(f"selected    epoch {best['epoch']}: the lowest validation ΔE00 "
-                     f"({_fmt(best.get('val_de00'))}) of epochs 1-{best['epoch']}")
+    best_epoch = best.get("epoch")  # 0 or absent: no validation pictures, or a checkpoint older than best.pt
+    if best_epoch and best_epoch == t.get("epochs") != t.get("epochs_planned"):  # a best epoch that ended no run
+        lines.append(f"selected    epoch {best_epoch}: the lowest validation ΔE00 "
+                     f"({_fmt(best.get('val_de00'))}) of epochs 1-{best_epoch}")
     metrics = t.get("metrics") or {}
     shown = {k: metrics[k] for k in ("val_l1_ab", "val_psnr", "val_de00", "val_colourfulness", "val_images") if k in metrics}
     if shown:
