@@ -177,6 +177,10 @@ def train_command(
     real_label: Annotated[
         float, typer.Option(help="D's real target; 0.9 = one-sided label smoothing.", rich_help_panel=_LOSS)
     ] = _DEFAULTS.real_label,
+    ema: Annotated[
+        float, typer.Option(help="EMA decay of G's weights per step; validation and export use the average (0: off).",
+                            rich_help_panel=_OPT)
+    ] = _DEFAULTS.ema,
     epochs: Annotated[int, typer.Option(help="Epochs in total (also when resuming).", rich_help_panel=_OPT)] = (
         _DEFAULTS.epochs
     ),

@@ -83,8 +83,9 @@ class _InterruptAfterFirstEpoch:
             raise KeyboardInterrupt
 
 
-def test_resume_reproduces_an_uninterrupted_run(photo_dir: Path, tmp_path: Path) -> None:
-    settings = dict(epochs=3, lr_decay="linear", decay_start=1)
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_reproduces_an_uninterrupted_run(photo_dir: Path, tmp_path: Path, ema: float) -> None:
+    settings = dict(epochs=3, lr_decay="linear", decay_start=1, ema=ema)
     full = train(tiny_config(photo_dir, tmp_path / "full", **settings))
     with pytest.raises(KeyboardInterrupt):
         train(tiny_config(photo_dir, tmp_path / "half", **settings), progress=_InterruptAfterFirstEpoch())
@@ -109,6 +110,30 @@ def test_resume_reproduces_an_uninterrupted_run(photo_dir: Path, tmp_path: Path)
     b = load_checkpoint(resumed.checkpoint)["generator"]["state"]
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+
+
+def test_ema_averages_weights_and_statistics_and_is_what_gets_checkpointed(photo_dir: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(data="unused", **{**TINY, "ema": 0.5})
+    state = TrainState.create(cfg, torch.device("cpu"))
+    assert state.g_eval is state.g_ema and not state.g_ema.training
+    before = {k: v.clone() for k, v in state.g_ema.state_dict().items()}
+    l_n, ab_n = torch.rand(4, 1, 32, 32) * 2 - 1, torch.rand(4, 2, 32, 32) * 2 - 1
+    state.step = 100  # past the warm-up: the decay is cfg.ema itself
+    train_step(state, l_n, ab_n)  # step becomes 101; update_ema runs with decay min(0.5, 102/111) = 0.5
+    live = state.g.state_dict()
+    for k, avg in state.g_ema.state_dict().items():
+        if avg.dtype.is_floating_point:
+            torch.testing.assert_close(avg, 0.5 * before[k] + 0.5 * live[k])
+        else:
+            assert torch.equal(avg, live[k])
+    assert any(not torch.equal(before[k], live[k]) for k in live)  # the step did move the weights
+    # The checkpoint deploys the average and keeps the live weights for resuming.
+    ckpt = state.checkpoint(data="d", metrics={})
+    for k in live:
+        assert torch.equal(ckpt["generator"]["state"][k], state.g_ema.state_dict()[k])
+        assert torch.equal(ckpt["generator_train"][k], live[k])
+    with pytest.raises(ConfigError, match="--ema"):
+        TrainConfig(data="unused", ema=1.0)
 
 
 class _Constant(torch.nn.Module):

@@ -6,7 +6,10 @@ Layout (a plain dict, loadable with `torch.load(weights_only=True)`):
     version           1
     labcolor_version  package version that wrote it
     config            TrainConfig.to_dict()
-    generator         {"spec": GeneratorSpec.to_dict(), "state": state_dict}
+    generator         {"spec": GeneratorSpec.to_dict(), "state": state_dict}: the weights to deploy
+                      (the moving average when the run uses --ema)
+    generator_train   the live training weights of an --ema run (resume continues from them);
+                      None or absent otherwise
     discriminator     {"spec": ..., "state": ...} or None (L1-only baseline)
     optim             {"g": ..., "d": ...|None, "sched_g": ..., "sched_d": ...|None, "scaler": ...}
     epoch, step       completed epochs, optimiser steps so far

@@ -58,6 +58,12 @@ class TrainConfig:
     l1_weight: float = 100.0  # pix2pix lambda
     real_label: float = 0.9  # one-sided label smoothing of D's real target (1.0 disables)
 
+    # ---- weight averaging
+    # Exponential moving average of G's weights per step (0 disables; 0.999 averages over about
+    # 1000 steps). Validation, samples, best.pt and export use the average: it smooths the GAN's
+    # step-to-step oscillation, which generalises better than the last step's weights.
+    ema: float = 0.0
+
     # ---- optimisation
     epochs: int = 200
     batch_size: int = 128
@@ -94,6 +100,8 @@ class TrainConfig:
             problems.append("loss weights must be >= 0 and not both 0")
         if self.lr_decay == "linear" and not 0 <= self.decay_start < self.epochs:
             problems.append(f"--decay-start {self.decay_start} must be below --epochs {self.epochs} for linear decay")
+        if not 0.0 <= self.ema < 1.0:
+            problems.append(f"--ema must be in [0, 1), got {self.ema}")
         if self.workers < 0:
             problems.append("--workers must be >= 0")
         if problems:

@@ -13,6 +13,7 @@ the one an uninterrupted run would have taken.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -233,6 +234,7 @@ class TrainState:
     scaler: torch.amp.GradScaler
     gan: GANLoss | None
     use_amp: bool
+    g_ema: nn.Module | None = None  # the moving average of g (cfg.ema > 0): what is validated and exported
     epoch: int = 0  # completed epochs
     step: int = 0  # optimiser steps taken
     best_de00: float = math.inf  # lowest val_de00 seen so far, and its epoch (0: none yet)
@@ -257,7 +259,29 @@ class TrainState:
             scaler=torch.amp.GradScaler("cuda", enabled=use_amp),
             gan=GANLoss(cfg.gan_loss, cfg.real_label) if cfg.adversarial else None,
             use_amp=use_amp,
+            g_ema=copy.deepcopy(g).requires_grad_(False).eval() if cfg.ema > 0 else None,
         )
+
+    @property
+    def g_eval(self) -> nn.Module:
+        """The generator that is validated, sampled, checkpointed as "generator" and exported."""
+        return self.g_ema if self.g_ema is not None else self.g
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """g_ema <- decay * g_ema + (1 - decay) * g, over weights and float buffers (BatchNorm statistics).
+
+        The decay ramps up from 0.1 over the first steps (as in timm's ModelEmaV2 warm-up), so the
+        average does not drag the random initialisation along for thousands of steps.
+        """
+        if self.g_ema is None:
+            return
+        decay = min(self.cfg.ema, (1.0 + self.step) / (10.0 + self.step))
+        for avg, live in zip(self.g_ema.state_dict().values(), self.g.state_dict().values()):
+            if avg.dtype.is_floating_point:
+                avg.lerp_(live, 1.0 - decay)
+            else:
+                avg.copy_(live)
 
     def checkpoint(self, *, data: str, metrics: dict[str, Any]) -> dict[str, Any]:
         d, opt_d, sched_d = self.d, self.opt_d, self.sched_d
@@ -267,7 +291,9 @@ class TrainState:
             "labcolor_version": labcolor_version,
             "config": self.cfg.to_dict(),
             "data": data,
-            "generator": {"spec": self.cfg.generator_spec().to_dict(), "state": self.g.state_dict()},
+            "generator": {"spec": self.cfg.generator_spec().to_dict(), "state": self.g_eval.state_dict()},
+            # The live weights that training continues from; None without EMA (then they are "generator").
+            "generator_train": self.g.state_dict() if self.g_ema is not None else None,
             "discriminator": (
                 {"spec": self.cfg.discriminator_spec().to_dict(), "state": d.state_dict()} if d is not None else None
             ),
@@ -291,7 +317,9 @@ class TrainState:
         }
 
     def restore(self, ckpt: dict[str, Any]) -> None:
-        self.g.load_state_dict(ckpt["generator"]["state"])
+        self.g.load_state_dict(ckpt.get("generator_train") or ckpt["generator"]["state"])
+        if self.g_ema is not None:
+            self.g_ema.load_state_dict(ckpt["generator"]["state"])
         self.opt_g.load_state_dict(ckpt["optim"]["g"])
         self.sched_g.load_state_dict(ckpt["optim"]["sched_g"])
         if self.d is not None:
@@ -343,6 +371,7 @@ def train_step(state: TrainState, l_n: torch.Tensor, ab_n: torch.Tensor) -> dict
     state.scaler.update()
     losses["g_l1"] = loss_l1.item()
     state.step += 1
+    state.update_ema()
     return losses
 
 
@@ -405,14 +434,14 @@ def train(cfg: TrainConfig, *, resume: Path | None = None, progress: TrainProgre
             "epoch": state.epoch,
             "step": state.step,
             **{k: v / max(batches, 1) for k, v in sums.items()},
-            **evaluate(state.g, val_loader, device, cfg.val_max_images),
+            **evaluate(state.g_eval, val_loader, device, cfg.val_max_images),
             "lr_g": state.opt_g.param_groups[0]["lr"],
             "lr_d": state.opt_d.param_groups[0]["lr"] if state.opt_d is not None else None,
             "images_per_s": images / seconds if seconds > 0 else math.nan,
             "epoch_seconds": seconds,
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        write_png_atomic(sample_grid(state.g, sample_l, sample_ab, device),
+        write_png_atomic(sample_grid(state.g_eval, sample_l, sample_ab, device),
                          out / SAMPLES_DIR / f"epoch_{state.epoch:04d}.png")
         improved = metrics["val_de00"] < state.best_de00  # False for NaN: no val pictures, no best.pt
         if improved:
