@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from trainer.config import ConfigError, TrainConfig
+from labcolor.trainer.config import ConfigError, TrainConfig
 
 app = typer.Typer(
     name="colorize",
@@ -230,10 +230,10 @@ def train_command(
 
     Each epoch writes checkpoint.pt, a sample grid in samples/ and a line in metrics.jsonl.
     """
-    from trainer.checkpoint import CheckpointError, load_checkpoint
-    from trainer.cifar import CifarError
-    from trainer.data import DataError
-    from trainer.train import merge_resume_config, train
+    from labcolor.trainer.checkpoint import CheckpointError, load_checkpoint
+    from labcolor.trainer.cifar import CifarError
+    from labcolor.trainer.data import DataError
+    from labcolor.trainer.train import merge_resume_config, train
 
     # Options given on the command line (not their defaults): on --resume, only these may override
     # the checkpoint. Typer vendors its own click, so the source enum is compared by name.
@@ -293,10 +293,10 @@ def recalibrate_command(
     unchanged) and records it in the checkpoint, so the exported model's metadata says so. Export the result
     with `colorize export`.
     """
-    from trainer.checkpoint import CheckpointError
-    from trainer.cifar import CifarError
-    from trainer.data import DataError
-    from trainer.recalibrate import RecalibrationError, recalibrate_checkpoint
+    from labcolor.trainer.checkpoint import CheckpointError
+    from labcolor.trainer.cifar import CifarError
+    from labcolor.trainer.data import DataError
+    from labcolor.trainer.recalibrate import RecalibrationError, recalibrate_checkpoint
 
     if out is None:
         out = checkpoint.with_name(f"{checkpoint.stem}-recal.pt")
@@ -379,10 +379,10 @@ def eval_command(
     from rich import box
     from rich.table import Table
 
-    from runtime import ColorizeError, MetadataError
-    from runtime.evaluate import EvalError, evaluate
-    from runtime.report import SUMMARY_HEADERS, summary_rows, write_outputs
-    from trainer.cifar import CifarError
+    from labcolor.runtime import LabcolorError, MetadataError
+    from labcolor.evaluation.evaluate import EvalError, evaluate
+    from labcolor.evaluation.report import SUMMARY_HEADERS, summary_rows, write_outputs
+    from labcolor.trainer.cifar import CifarError
 
     for name, value in (("--limit", limit), ("--size", size), ("--batch-size", batch_size),
                         ("--report-images", report_images), ("--grid-images", grid_images)):
@@ -402,7 +402,7 @@ def eval_command(
                               resize=resize, rank_by=rank_by, report_images=report_images,
                               grid_images=grid_images, progress=progress)
             paths = write_outputs(result, out)
-        except (EvalError, CifarError, ColorizeError, MetadataError, FileNotFoundError, OSError) as exc:
+        except (EvalError, CifarError, LabcolorError, MetadataError, FileNotFoundError, OSError) as exc:
             raise _fail(str(exc)) from None
         except KeyboardInterrupt:
             raise _fail("interrupted", 130) from None
@@ -437,7 +437,7 @@ def curves_command(
 
     Needs matplotlib: pip install 'labcolor[plot]'.
     """
-    from trainer.curves import CurvesError, metrics_path, plot_curves
+    from labcolor.trainer.curves import CurvesError, metrics_path, plot_curves
 
     if out is None:
         out = metrics_path(runs[0]).parent / "curves.png" if len(runs) == 1 else Path("curves.png")
@@ -450,7 +450,7 @@ def curves_command(
 
 # ---- export / info commands (exporter) ----
 
-import export as _export_defaults  # noqa: E402 - torch-free package root: only defaults and ExportError
+import labcolor.export as _export_defaults  # noqa: E402 - torch-free package root: only defaults and ExportError
 
 
 @app.command("export")
@@ -489,8 +489,8 @@ def export_command(
     Dynamic batch, height and width (multiples of the model's size multiple). Before anything is written: onnx.checker
     full check and onnxruntime vs PyTorch parity on random and photo-like inputs at several sizes and two batch sizes.
     """
-    from export import ExportError
-    from export.onnx import export_generator
+    from labcolor.export import ExportError
+    from labcolor.export.exporter import export_generator
 
     if fp16 and int8:
         raise _fail("--fp16 and --int8 exclude each other")
@@ -526,7 +526,7 @@ def info_command(
     """Show a model's metadata, inputs and outputs, opset, size, parameters and usable execution providers."""
     import json
 
-    from export.info import ModelFileError, inspect_model
+    from labcolor.runtime.info import ModelFileError, inspect_model
 
     try:
         info = inspect_model(model, providers=providers)
@@ -612,9 +612,9 @@ def run_command(
     from rich.progress import ProgressColumn
     from rich.text import Text
 
-    from runtime import ColorizeError, Colorizer, MetadataError, Summary
-    from runtime.imageio import output_suffix
-    from runtime.jobs import count_jobs
+    from labcolor.runtime import LabcolorError, Colorizer, MetadataError, Summary
+    from labcolor.core.imageio import output_suffix
+    from labcolor.runtime.jobs import count_jobs
 
     for name, value in (("--size", size), ("--batch-size", batch_size), ("--workers", workers)):
         if value is not None and value <= 0:
@@ -628,7 +628,7 @@ def run_command(
             output_suffix("", fmt)
         total = count_jobs(paths, output, fmt)
         colorizer = Colorizer(model, device, size=size, threads=threads, batch_size=batch_size)
-    except (ColorizeError, MetadataError, FileNotFoundError, ValueError) as exc:
+    except (LabcolorError, MetadataError, FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from None
     if total == 0:
         err.print("no pictures found (folders are searched for known picture extensions)", highlight=False)
@@ -666,7 +666,7 @@ def run_command(
                 bar.update(task, advance=1, done=summary.done, note=note)
         except KeyboardInterrupt:
             interrupted = True
-        except (ColorizeError, OSError) as exc:
+        except (LabcolorError, OSError) as exc:
             raise _fail(str(exc)) from None
         finally:
             results.close()  # lets pictures in flight finish their atomic write, starts no new one
@@ -685,7 +685,7 @@ def run_command(
 
 
 def _default_out(path: Path) -> Path:
-    from runtime.jobs import default_output_root
+    from labcolor.runtime.jobs import default_output_root
 
     return default_output_root(Path(path).resolve())
 

@@ -9,10 +9,12 @@ Modules (import the one you need; this package itself imports nothing heavy, so
 * ``export.info``     inspect_model(): what a .onnx file is and where it can run (onnxruntime only)
 """
 
+from labcolor.core.errors import LabcolorError
+
 # Defaults shared by the library and the CLI (kept here, free of torch, so `colorize --help` can show them).
 DEFAULT_OPSET = 18
 INT8_MAX_MEAN_AB = 1.0  # refuse int8 above this mean |d ab| vs PyTorch, Lab units (a just-noticeable difference is ~2.3)
 
 
-class ExportError(ValueError):
+class ExportError(LabcolorError, ValueError):
     """The model cannot be exported as asked, or the exported graph failed a check."""

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from export import ExportError
+from labcolor.export import ExportError
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from export import ExportError
-from runtime import color
-from runtime.imageio import INPUT_SUFFIXES
-from runtime.jobs import walk_pictures
-from trainer.data import decode_bgr
+from labcolor.export import ExportError
+from labcolor.core import color
+from labcolor.core.imageio import INPUT_SUFFIXES
+from labcolor.runtime.jobs import walk_pictures
+from labcolor.trainer.data import decode_bgr
 
 log = logging.getLogger(__name__)
 

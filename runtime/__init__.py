@@ -2,7 +2,7 @@
 
 Public API (imported lazily, so `import runtime` stays cheap and the CLI's --help stays fast)::
 
-    from runtime import Colorizer
+    from labcolor.runtime import Colorizer
     colorizer = Colorizer()            # packaged default model; Colorizer("model.onnx", device="cpu")
     rgb = colorizer.colorize(gray)     # numpy in, numpy out
     for result in colorizer.colorize_folder("photos"):   # -> photos_colorized/
@@ -16,28 +16,28 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Colorizer": "runtime.colorizer",
-    "default_model_path": "runtime.colorizer",
-    "FileResult": "runtime.results",
-    "Summary": "runtime.results",
-    "ColorizeError": "runtime.errors",
-    "DeviceError": "runtime.errors",
-    "ImageError": "runtime.errors",
-    "ModelError": "runtime.errors",
-    "OutputError": "runtime.errors",
-    "MetadataError": "runtime.metadata",
-    "ModelMetadata": "runtime.metadata",
+    "Colorizer": "labcolor.runtime.colorizer",
+    "default_model_path": "labcolor.runtime.colorizer",
+    "FileResult": "labcolor.runtime.results",
+    "Summary": "labcolor.runtime.results",
+    "LabcolorError": "labcolor.core.errors",
+    "DeviceError": "labcolor.core.errors",
+    "ImageError": "labcolor.core.errors",
+    "ModelError": "labcolor.core.errors",
+    "OutputError": "labcolor.core.errors",
+    "MetadataError": "labcolor.core.metadata",
+    "ModelMetadata": "labcolor.core.metadata",
 }
 __all__ = [  # noqa: RUF022 - grouped like _EXPORTS
-    "Colorizer", "default_model_path", "FileResult", "Summary", "ColorizeError", "DeviceError", "ImageError",
+    "Colorizer", "default_model_path", "FileResult", "Summary", "LabcolorError", "DeviceError", "ImageError",
     "ModelError", "OutputError", "MetadataError", "ModelMetadata",
 ]
 
 if TYPE_CHECKING:
-    from runtime.colorizer import Colorizer, default_model_path
-    from runtime.errors import ColorizeError, DeviceError, ImageError, ModelError, OutputError
-    from runtime.metadata import MetadataError, ModelMetadata
-    from runtime.results import FileResult, Summary
+    from labcolor.runtime.colorizer import Colorizer, default_model_path
+    from labcolor.core.errors import DeviceError, LabcolorError, ImageError, ModelError, OutputError
+    from labcolor.core.metadata import MetadataError, ModelMetadata
+    from labcolor.runtime.results import FileResult, Summary
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,6 @@
 """`Colorizer`: the runtime's public API (onnxruntime + numpy + OpenCV, never torch).
 
-    from runtime import Colorizer
+    from labcolor.runtime import Colorizer
     c = Colorizer()                        # the model shipped in the package, CUDA if it really loads
     rgb = c.colorize(gray)                 # (H, W) uint8 -> (H, W, 3) uint8 RGB
     for r in c.colorize_folder("photos"):  # -> photos_colorized/, one FileResult per file
@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from runtime import postprocess, preprocess
-from runtime.errors import ModelError
-from runtime.jobs import Job
-from runtime.metadata import MetadataError, ModelMetadata
-from runtime.preprocess import Prepared
-from runtime.results import FileResult
-from runtime.session import create_session, session_device
+from labcolor.runtime import postprocess, preprocess
+from labcolor.core.errors import ModelError
+from labcolor.runtime.jobs import Job
+from labcolor.core.metadata import MetadataError, ModelMetadata
+from labcolor.runtime.preprocess import Prepared
+from labcolor.runtime.results import FileResult
+from labcolor.runtime.session import create_session, session_device
 
 PathLike = str | os.PathLike
 
@@ -182,8 +182,8 @@ class Colorizer:
         result and the run goes on. Raises FileNotFoundError / OutputError before starting when an
         input is missing or the output folder is unsafe.
         """
-        from runtime.folder import run_folder
-        from runtime.jobs import iter_jobs
+        from labcolor.runtime.folder import run_folder
+        from labcolor.runtime.jobs import iter_jobs
 
         paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
         jobs = iter_jobs(paths, Path(output) if output is not None else None, format)

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from runtime import imageio
-from runtime.batcher import Batcher
-from runtime.errors import ImageError, OutputError
-from runtime.jobs import Job
-from runtime.results import FileResult
+from labcolor.core import imageio
+from labcolor.runtime.batcher import Batcher
+from labcolor.core.errors import ImageError, OutputError
+from labcolor.runtime.jobs import Job
+from labcolor.runtime.results import FileResult
 
 if TYPE_CHECKING:
-    from runtime.colorizer import Colorizer
+    from labcolor.runtime.colorizer import Colorizer
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def process_job(job: Job, colorizer: Colorizer, infer: Callable[[np.ndarray], np
 
 
 def default_workers(colorizer: Colorizer) -> int:
-    from runtime.colorizer import cpu_count
+    from labcolor.runtime.colorizer import cpu_count
 
     # CPU: one picture per core. Batching: enough pictures in flight to fill a batch while others decode.
     return max(cpu_count(), colorizer.batch_size) if colorizer.batch_size > 1 else cpu_count()
@@ -139,7 +139,7 @@ def run_folder(colorizer: Colorizer, jobs: Iterable[Job], *, overwrite: bool = F
     # flight never oversubscribe them; an explicit `threads` wins.
     session = colorizer.session
     if colorizer.device == "cpu" and colorizer.threads is None:
-        from runtime.colorizer import cpu_count
+        from labcolor.runtime.colorizer import cpu_count
 
         session = colorizer.session_with_threads(max(1, cpu_count() // workers))
     batcher = Batcher(lambda b: colorizer.predict(b, session), colorizer.batch_size, workers) if batching else None

@@ -19,8 +19,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.errors import OutputError
-from runtime.imageio import INPUT_SUFFIXES, output_suffix
+from labcolor.core.errors import OutputError
+from labcolor.core.imageio import INPUT_SUFFIXES, output_suffix
 
 OUTPUT_FOLDER_SUFFIX = "_colorized"
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from runtime import color
-from runtime.color import LabScaling
+from labcolor.core import color
+from labcolor.core.color import LabScaling
 
 # Up to this many output pixels the ab is upsampled in one cv2.resize; above it (very large
 # photos) row by row from a horizontally-resized copy, so no (H, W, 2) float32 array is held.

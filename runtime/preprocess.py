@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from runtime import color
-from runtime.color import LabScaling
+from labcolor.core import color
+from labcolor.core.color import LabScaling
 
 # Colour -> L runs in row strips of about this many pixels, so a 100-megapixel photo never
 # needs a full-size float32 RGB + Lab copy (12 bytes/pixel each) at once.

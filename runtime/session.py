@@ -16,7 +16,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from runtime.errors import DeviceError, ModelError
+from labcolor.core.errors import DeviceError, ModelError
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runtime import Colorizer, Summary  # noqa: E402 - needs ROOT on sys.path
+from labcolor.runtime import Colorizer, Summary  # noqa: E402 - needs ROOT on sys.path
 
 
 def make_pictures(folder: Path, count: int, height: int, width: int, colour: bool, seed: int = 0) -> int:

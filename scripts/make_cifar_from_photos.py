@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, when labcolor is not installed
-    from trainer.cifar import write_cifar10
+    from labcolor.trainer.cifar import write_cifar10
 
     if args.crops_per_image <= 0:
         parser.error("--crops-per-image must be positive")

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer.checkpoint import save_atomic
-from trainer.config import TrainConfig
-from trainer.train import TrainState
+from labcolor.trainer.checkpoint import save_atomic
+from labcolor.trainer.config import TrainConfig
+from labcolor.trainer.train import TrainState
 
 TINY = dict(size=32, depth=4, base_channels=8, max_channels=32)  # size multiple 16; exports in a few seconds
 

@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from runtime.metadata import METADATA_KEY, ModelMetadata
+from labcolor.core.metadata import METADATA_KEY, ModelMetadata
 
 OPSET = 17
 

@@ -25,8 +25,8 @@ from tests import cifar_fixture as fx
 import numpy as np
 import pytest
 
-from trainer import cifar
-from trainer.cifar import (
+from labcolor.trainer import cifar
+from labcolor.trainer.cifar import (
     ARCHIVE_NAME,
     FOLDER_NAME,
     CifarError,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import cli
+from labcolor import cli
 from tests import runtime_fixtures as fx
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def test_help_imports_neither_torch_nor_the_runtime(argv: list[str]) -> None:
     code = textwrap.dedent(f"""
         import sys
         sys.argv = ["colorize", *{argv!r}]
-        import cli
+        from labcolor import cli
         try:
             cli.main()
         except SystemExit as exc:
@@ -123,7 +123,7 @@ def test_usage_errors_exit_2(tiny: Path, tmp_path: Path, args: list[str], messag
 
 
 def test_cuda_request_without_cuda_exits_2(tiny: Path, tmp_path: Path) -> None:
-    from runtime.session import cuda_unavailable_reason
+    from labcolor.runtime.session import cuda_unavailable_reason
 
     if cuda_unavailable_reason() is None:
         pytest.skip("CUDA really loads here")
@@ -134,7 +134,7 @@ def test_cuda_request_without_cuda_exits_2(tiny: Path, tmp_path: Path) -> None:
 
 
 def test_shipped_model_is_the_default(tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from runtime import colorizer
+    from labcolor.runtime import colorizer
 
     monkeypatch.setattr(colorizer, "DEFAULT_MODEL", tiny)  # stands in for runtime/models/default.onnx
     fx.write(tmp_path / "p" / "a.png", fx.photo(20, 20))

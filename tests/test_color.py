@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from runtime import color
+from labcolor.core import color
 
 skimage_color = pytest.importorskip("skimage.color")
 

@@ -10,8 +10,8 @@ import cv2
 import pytest
 from typer.testing import CliRunner
 
-import cli
-from trainer import curves
+from labcolor import cli
+from labcolor.trainer import curves
 
 
 def _record(epoch: int, *, gan: bool = True) -> dict:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from runtime import color
+from labcolor.core import color
 from tests.cifar_fixture import NUM_TEST, NUM_TRAIN, write_fixture_folder
-from trainer.data import (
+from labcolor.trainer.data import (
     ArrayDataset,
     DataError,
     EpochSampler,
@@ -40,7 +40,7 @@ def test_folder_items_are_l_and_ab_through_the_lab_contract(photo_dir: Path) -> 
     assert l_n.dtype == ab_n.dtype == torch.float32
     # The validation transform is a resize + centre crop of the decoded picture; the item must
     # be exactly that picture in network units, computed by runtime.color.
-    from trainer.data import center_crop
+    from labcolor.trainer.data import center_crop
 
     expected_l, expected_ab = color.rgb_to_network(center_crop(decode_bgr(files[0]), 48), bgr=True)
     np.testing.assert_array_equal(l_n.numpy(), expected_l.transpose(2, 0, 1))

@@ -9,8 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime import Colorizer, color
-from runtime.colorizer import DEFAULT_MODEL
+from labcolor.runtime import Colorizer
+from labcolor.core import color
+from labcolor.runtime.colorizer import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "photos"
@@ -45,7 +46,7 @@ def test_shipped_model_colorizes_a_gray_photo_and_keeps_its_lightness() -> None:
 def test_main_job_on_the_example_folder_without_torch(tmp_path: Path) -> None:
     out = tmp_path / "colorized"
     code = (
-        "import sys, cli\n"
+        "import sys\nfrom labcolor import cli\n"
         f"sys.argv = ['colorize', '-q', {str(EXAMPLES)!r}, '-o', {str(out)!r}, '--device', 'cpu']\n"
         "try:\n    cli.main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
         "assert 'torch' not in sys.modules, 'the main job imported torch'\n"

@@ -1,4 +1,4 @@
-"""`colorize eval` end to end (runtime.evaluate, runtime.report, the CLI) and the CIFAR-from-photos script."""
+"""`colorize eval` end to end (labcolor.evaluation and the CLI) and the CIFAR-from-photos script."""
 
 from __future__ import annotations
 
@@ -15,14 +15,15 @@ import pytest
 from skimage.color import deltaE_ciede2000
 from typer.testing import CliRunner
 
-import cli
-from runtime import Colorizer, color, metrics
-from runtime.evaluate import BASELINE, EvalError, evaluate, grayscale_input, load_dataset, model_names
-from runtime.report import write_outputs
+from labcolor import cli
+from labcolor.runtime import Colorizer
+from labcolor.core import color, metrics
+from labcolor.evaluation.evaluate import BASELINE, EvalError, evaluate, grayscale_input, load_dataset, model_names
+from labcolor.evaluation.report import write_outputs
 from tests import cifar_fixture
 from tests import runtime_fixtures as fx
 from tests.conftest import synthetic_photo, write_photos
-from trainer.cifar import load_cifar10, read_batch
+from labcolor.trainer.cifar import load_cifar10, read_batch
 
 REPO = Path(__file__).resolve().parent.parent
 CONST_AB_N = (-0.1, 0.2)  # the constant model's output: ab = (-11, 22) Lab units
@@ -163,7 +164,7 @@ def test_cli_eval(models: dict[str, Path], photos: Path, tmp_path: Path) -> None
 
 
 def test_evaluation_code_never_imports_torch() -> None:
-    code = ("import sys, runtime.evaluate, runtime.report, runtime.metrics, trainer.curves; "
+    code = ("import sys, labcolor.evaluation.evaluate, labcolor.evaluation.report, labcolor.core.metrics, labcolor.trainer.curves; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 

@@ -20,18 +20,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from export import ExportError, verify
-from export import onnx as exporter
-from export.onnx import (
+from labcolor.export import ExportError, verify
+from labcolor.export import exporter as exporter
+from labcolor.export.exporter import (
     FP16_TOLERANCE,
     FP32_TOLERANCE,
     PhaseConvTranspose,
     export_generator,
 )
-from runtime import __version__ as labcolor_version
-from runtime import color
-from runtime.metadata import METADATA_KEY, ModelMetadata
-from trainer.checkpoint import load_checkpoint, load_generator
+from labcolor import __version__ as labcolor_version
+from labcolor.core import color
+from labcolor.core.metadata import METADATA_KEY, ModelMetadata
+from labcolor.trainer.checkpoint import load_checkpoint, load_generator
 
 from tests import export_fixtures as fx
 
@@ -436,7 +436,7 @@ def test_load_photos_crops_to_size(tmp_path: Path) -> None:
 
 
 def test_cli_export(exported, tmp_path: Path) -> None:
-    import cli
+    from labcolor import cli
 
     ckpt = exported["instancenorm-noise"][0]
     runner = CliRunner()

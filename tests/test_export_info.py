@@ -14,10 +14,10 @@ import pytest
 from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
-import cli
-from export.info import NO_ONNX_NOTE, ModelFileError, inspect_model
-from export.onnx import export_generator
-from runtime.metadata import METADATA_KEY
+from labcolor import cli
+from labcolor.runtime.info import NO_ONNX_NOTE, ModelFileError, inspect_model
+from labcolor.export.exporter import export_generator
+from labcolor.core.metadata import METADATA_KEY
 
 from tests import export_fixtures as fx
 
@@ -194,7 +194,7 @@ def test_info_never_imports_torch(model: Path) -> None:
     proc = _run_python(f"""
         import sys
         from typer.testing import CliRunner
-        import cli
+        from labcolor import cli
         result = CliRunner().invoke(cli.app, ["info", {str(model)!r}])
         assert result.exit_code == 0, result.output
         assert "torch" not in sys.modules, "colorize info imported torch"
@@ -208,7 +208,7 @@ def test_info_without_the_onnx_package(model: Path) -> None:
         import sys
         sys.modules["onnx"] = None  # as if only the core install (onnxruntime) were present
         from typer.testing import CliRunner
-        import cli
+        from labcolor import cli
         result = CliRunner().invoke(cli.app, ["info", {str(model)!r}, "--no-providers"])
         assert result.exit_code == 0, result.output
         print(result.output)

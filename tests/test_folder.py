@@ -17,8 +17,9 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime import Colorizer, OutputError, Summary, imageio
-from runtime.jobs import count_jobs, default_output_root, iter_jobs
+from labcolor.runtime import Colorizer, OutputError, Summary
+from labcolor.core import imageio
+from labcolor.runtime.jobs import count_jobs, default_output_root, iter_jobs
 from tests import runtime_fixtures as fx
 
 REPO = Path(__file__).resolve().parent.parent
@@ -211,7 +212,7 @@ def test_killed_run_resumes_with_complete_outputs(tiny: Path, tmp_path: Path) ->
     reference = tmp_path / "reference"
     assert run(Colorizer(tiny), root, reference)[0].done == count
     out = tmp_path / "out"
-    cmd = [sys.executable, "-c", "import cli; cli.main()", "-q", str(root), "-o", str(out), "-m", str(tiny),
+    cmd = [sys.executable, "-c", "from labcolor import cli; cli.main()", "-q", str(root), "-o", str(out), "-m", str(tiny),
            "--workers", "2"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60

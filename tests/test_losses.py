@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from trainer.losses import GANLoss, l1_loss
+from labcolor.trainer.losses import GANLoss, l1_loss
 
 
 def test_vanilla_at_zero_logits_is_log2() -> None:

@@ -17,7 +17,7 @@ from skimage import data as skdata
 from skimage.color import deltaE_ciede2000
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from runtime import color, metrics
+from labcolor.core import color, metrics
 from tests.conftest import synthetic_photo
 
 # Sharma, Wu & Dalal (2005), Table 1: L1 a1 b1 L2 a2 b2 dE00 (the 34 published test pairs).
@@ -125,7 +125,13 @@ def test_ciede2000_matches_skimage_per_pixel(name: str, kind: str) -> None:
     mine = metrics.ciede2000(lab_pred, lab_truth)
     theirs = deltaE_ciede2000(lab_truth.astype(np.float64), lab_pred.astype(np.float64), channel_axis=-1)
     assert mine.shape == truth.shape[:2]
-    assert np.abs(mine - theirs).max() < 1e-4
+    # Where the two colours' hues are exactly opposite (anti-parallel ab vectors), the mean hue is
+    # ambiguous; we follow Sharma et al.'s reference (its 34 pairs are checked exactly below) while
+    # scikit-image 0.26 picks the other branch (up to 0.004 apart). Those few pixels are left out.
+    a1, b1, a2, b2 = lab_pred[..., 1], lab_pred[..., 2], lab_truth[..., 1], lab_truth[..., 2]
+    opposite = (np.abs(a1 * b2 - a2 * b1) < 1e-9) & (a1 * a2 + b1 * b2 < 0)
+    assert opposite.mean() < 1e-3
+    assert np.abs(mine - theirs)[~opposite].max() < 1e-4
     assert mine.mean() > 0.5  # every distortion changes colours noticeably
 
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from trainer.config import ConfigError, TrainConfig
-from trainer.networks import UNetBlock, build_discriminator, build_generator, count_parameters
-from trainer.specs import DISCRIMINATOR_KINDS, GENERATOR_NORMS, NORMS, DiscriminatorSpec, GeneratorSpec
-from trainer.losses import GAN_MODES
-from trainer.train import TrainState, train_step
+from labcolor.trainer.config import ConfigError, TrainConfig
+from labcolor.trainer.networks import UNetBlock, build_discriminator, build_generator, count_parameters
+from labcolor.trainer.specs import DISCRIMINATOR_KINDS, GENERATOR_NORMS, NORMS, DiscriminatorSpec, GeneratorSpec
+from labcolor.trainer.losses import GAN_MODES
+from labcolor.trainer.train import TrainState, train_step
 
 
 @pytest.mark.parametrize("size,depth", [(32, 5), (128, 5), (128, 7), (64, 3)])

@@ -9,15 +9,15 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from cli import app
-from export.info import inspect_model
-from export.onnx import export_generator
-from trainer.checkpoint import load_checkpoint
-from trainer.data import FolderDataset, scan_images
-from trainer.networks import build_generator
-from trainer.recalibrate import RecalibrationError, batchnorm_layers, recalibrate_batchnorm
-from trainer.specs import GeneratorSpec
-from trainer.train import train
+from labcolor.cli import app
+from labcolor.runtime.info import inspect_model
+from labcolor.export.exporter import export_generator
+from labcolor.trainer.checkpoint import load_checkpoint
+from labcolor.trainer.data import FolderDataset, scan_images
+from labcolor.trainer.networks import build_generator
+from labcolor.trainer.recalibrate import RecalibrationError, batchnorm_layers, recalibrate_batchnorm
+from labcolor.trainer.specs import GeneratorSpec
+from labcolor.trainer.train import train
 
 from tests.test_train import tiny_config
 
@@ -112,7 +112,7 @@ def test_needs_only_the_training_pictures(photo_dir: Path, tmp_path: Path) -> No
     import shutil
 
     from tests.conftest import write_photos
-    from trainer.recalibrate import recalibrate_checkpoint
+    from labcolor.trainer.recalibrate import recalibrate_checkpoint
 
     val = tmp_path / "val"
     write_photos(val, 4, seed=3)

@@ -14,20 +14,19 @@ import cv2
 import numpy as np
 import pytest
 
-from runtime import (
+from labcolor.runtime import (
     Colorizer,
     DeviceError,
     ImageError,
     MetadataError,
     ModelError,
-    color,
-    imageio,
     postprocess,
     preprocess,
     session,
 )
-from runtime.batcher import Batcher
-from runtime.color import SCALING
+from labcolor.core import color, imageio
+from labcolor.runtime.batcher import Batcher
+from labcolor.core.color import SCALING
 from tests import runtime_fixtures as fx
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,8 +55,8 @@ def test_runtime_never_imports_torch(tiny: Path, tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
         import sys
         import numpy as np
-        import runtime
-        from runtime import Colorizer
+        from labcolor import runtime
+        from labcolor.runtime import Colorizer
         c = Colorizer({str(tiny)!r})
         c.colorize(np.zeros((20, 30), np.uint8))
         results = list(c.colorize_folder({str(photos)!r}))
@@ -73,7 +72,7 @@ def test_runtime_never_imports_torch(tiny: Path, tmp_path: Path) -> None:
 
 def test_auto_device_prints_nothing_without_cuda(tiny: Path) -> None:
     # onnxruntime-gpu lists CUDA even where it cannot load; probing it must not spray errors on stderr.
-    code = f"from runtime import Colorizer; c = Colorizer({str(tiny)!r}, device='auto'); print(c.device)"
+    code = f"from labcolor.runtime import Colorizer; c = Colorizer({str(tiny)!r}, device='auto'); print(c.device)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False, timeout=120)
     assert out.returncode == 0, out.stderr
     # At most our own one-line fallback warning; none of onnxruntime's error output.
@@ -101,7 +100,7 @@ def test_cuda_request_fails_clearly_without_cuda(tiny: Path) -> None:
 
 
 def test_missing_default_model_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from runtime import colorizer as module
+    from labcolor.runtime import colorizer as module
 
     monkeypatch.setattr(module, "DEFAULT_MODEL", tmp_path / "nope" / "default.onnx")
     with pytest.raises(ModelError, match="no default model"):

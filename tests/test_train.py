@@ -12,12 +12,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from cli import app
+from labcolor.cli import app
 from tests.cifar_fixture import write_fixture_folder
 from tests.conftest import write_photos
-from trainer.checkpoint import CheckpointError, load_checkpoint, load_generator, save_atomic
-from trainer.config import ConfigError, TrainConfig
-from trainer.train import TrainState, lr_lambda, merge_resume_config, train, train_step
+from labcolor.trainer.checkpoint import CheckpointError, load_checkpoint, load_generator, save_atomic
+from labcolor.trainer.config import ConfigError, TrainConfig
+from labcolor.trainer.train import TrainState, lr_lambda, merge_resume_config, train, train_step
 
 TINY = dict(depth=4, base_channels=8, max_channels=32, d_base_channels=8, batch_size=4, workers=0, device="cpu")
 
@@ -29,7 +29,7 @@ def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
 
 def test_training_on_a_fixed_tiny_batch_lowers_l1(photo_dir: Path) -> None:
     torch.manual_seed(0)
-    from trainer.data import FolderDataset, scan_images
+    from labcolor.trainer.data import FolderDataset, scan_images
 
     ds = FolderDataset(scan_images(photo_dir).usable[:4], 32, train=False)
     l_n = torch.stack([ds[i][0] for i in range(4)])
@@ -148,9 +148,9 @@ class _Constant(torch.nn.Module):
 
 
 def test_validation_scores_match_colorize_eval_definitions(photo_dir: Path) -> None:
-    from runtime import color, metrics
-    from trainer.data import FolderDataset, scan_images
-    from trainer.train import evaluate
+    from labcolor.core import color, metrics
+    from labcolor.trainer.data import FolderDataset, scan_images
+    from labcolor.trainer.train import evaluate
 
     ds = FolderDataset(scan_images(photo_dir).usable[:5], 32, train=False)
     l_n = torch.stack([ds[i][0] for i in range(5)])

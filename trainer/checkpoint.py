@@ -28,14 +28,15 @@ from typing import Any
 
 import torch
 
-from runtime.imageio import write_atomic
-from trainer.networks import GeneratorSpec, UNetGenerator, build_generator
+from labcolor.core.imageio import write_atomic
+from labcolor.trainer.networks import GeneratorSpec, UNetGenerator, build_generator
+from labcolor.core.errors import ModelError
 
 FORMAT = "labcolor-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ModelError):
     """The file is not a labcolor checkpoint, or one this version cannot read."""
 
 

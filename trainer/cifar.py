@@ -51,6 +51,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, BinaryIO, Literal
 
 import numpy as np
+from labcolor.core.errors import InputError
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -91,7 +92,7 @@ _TRAIN_BATCH_RE = re.compile(r"data_batch_([1-9][0-9]*)")
 _MD5_RE = re.compile(r"[0-9a-fA-F]{32}")
 
 
-class CifarError(ValueError):
+class CifarError(InputError):
     """A CIFAR-10 file is corrupt, malformed or unsafe; the message names the file and the problem."""
 
 

@@ -14,11 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
-from trainer.specs import DiscriminatorSpec, GeneratorSpec
-
-
-class ConfigError(ValueError):
-    """A training option is invalid or inconsistent with another one."""
+from labcolor.core.errors import ConfigError
+from labcolor.trainer.specs import DiscriminatorSpec, GeneratorSpec
 
 
 @dataclass

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from labcolor.core.errors import InputError
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ PANELS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
 THROUGHPUT = ("images_per_s", "images/s")
 
 
-class CurvesError(ValueError):
+class CurvesError(InputError):
     """A metrics file cannot be read or plotted, or matplotlib is missing."""
 
 

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from runtime import color
-from runtime.jobs import walk_pictures
-from trainer.config import TrainConfig
+from labcolor.core import color
+from labcolor.runtime.jobs import walk_pictures
+from labcolor.trainer.config import TrainConfig
+from labcolor.core.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 GRAY_SPREAD = 2.0
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """The training data cannot be used (empty folder, too few images, wrong size)."""
 
 
@@ -250,7 +251,7 @@ class DataBundle:
 
 
 def _is_cifar(path: Path) -> bool:
-    from trainer import cifar
+    from labcolor.trainer import cifar
 
     return cifar.is_cifar10(path)
 
@@ -275,7 +276,7 @@ def build_data(
     callers that only need the training split, which does not depend on it; a held-out slice of
     `data` is still held out, since that changes the split.
     """
-    from trainer import cifar
+    from labcolor.trainer import cifar
 
     kind = dataset
     if kind == "auto":

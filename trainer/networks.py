@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from trainer.specs import NORMS, DiscriminatorSpec, GeneratorSpec
+from labcolor.trainer.specs import NORMS, DiscriminatorSpec, GeneratorSpec
 
 def _feature_norm(norm: str, channels: int) -> nn.Module:
     """The activation-normalisation layer for `norm` (spectral norm acts on weights instead)."""

@@ -18,16 +18,17 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from trainer.checkpoint import generator_from_checkpoint, load_checkpoint, save_atomic
-from trainer.config import TrainConfig
-from trainer.data import build_data_for
+from labcolor.trainer.checkpoint import generator_from_checkpoint, load_checkpoint, save_atomic
+from labcolor.trainer.config import TrainConfig
+from labcolor.trainer.data import build_data_for
+from labcolor.core.errors import LabcolorError
 
 # Augmentation epochs used for the passes: far past any training epoch, so the crops are new
 # ones drawn the way training draws them (keys are (index, epoch); see trainer.data).
 _EPOCH_OFFSET = 1_000_000
 
 
-class RecalibrationError(ValueError):
+class RecalibrationError(LabcolorError, ValueError):
     """The generator or the data cannot be recalibrated (no BatchNorm layers, too few pictures...)."""
 
 

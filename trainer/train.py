@@ -29,15 +29,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from runtime import __version__ as labcolor_version
-from runtime import color
-from runtime.imageio import write_atomic
-from runtime.metrics import ciede2000, colourfulness
-from trainer.checkpoint import FORMAT, VERSION, load_checkpoint, save_atomic
-from trainer.config import RESUMABLE_FIELDS, ConfigError, TrainConfig
-from trainer.data import DataBundle, DataError, EpochSampler, build_data_for
-from trainer.losses import GANLoss, l1_loss
-from trainer.networks import build_discriminator, build_generator, count_parameters
+from labcolor import __version__ as labcolor_version
+from labcolor.core import color
+from labcolor.core.imageio import write_atomic
+from labcolor.core.metrics import ciede2000, colourfulness
+from labcolor.trainer.checkpoint import FORMAT, VERSION, load_checkpoint, save_atomic
+from labcolor.trainer.config import RESUMABLE_FIELDS, ConfigError, TrainConfig
+from labcolor.trainer.data import DataBundle, DataError, EpochSampler, build_data_for
+from labcolor.trainer.losses import GANLoss, l1_loss
+from labcolor.trainer.networks import build_discriminator, build_generator, count_parameters
 
 log = logging.getLogger(__name__)
 

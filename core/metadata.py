@@ -29,14 +29,15 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from runtime.color import COLOR_SPACE, LabScaling
+from labcolor.core.color import COLOR_SPACE, LabScaling
+from labcolor.core.errors import ModelError
 
 METADATA_KEY = "labcolor"
 SCHEMA_VERSION = 1
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
-class MetadataError(ValueError):
+class MetadataError(ModelError):
     """A model's labcolor metadata is missing, malformed, or describes a contract this runtime does not know."""
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from runtime import color
+from labcolor.core import color
 
 PSNR_CAP_DB = 100.0
 SSIM_SIGMA = 1.5

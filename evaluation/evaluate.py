@@ -24,8 +24,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from runtime import color, metrics
-from runtime.jobs import walk_pictures
+from labcolor.core import color, metrics
+from labcolor.runtime.jobs import walk_pictures
+from labcolor.core.errors import InputError
 
 BASELINE = "grayscale"
 THUMB_SIZE = 256  # longer side of the pictures kept for the report and grid (never enlarged)
@@ -34,7 +35,7 @@ CHUNK = 64  # pictures colorized per colorize call (timed), then scored
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-class EvalError(ValueError):
+class EvalError(InputError):
     """The evaluation cannot run: no usable pictures, bad options."""
 
 
@@ -158,9 +159,9 @@ def load_dataset(data: Path, *, limit: int | None = None, resize: int | None = N
     to that longer side. Unreadable, gray and too small (< 11 px, SSIM's window) pictures are
     skipped and listed. Raises FileNotFoundError, CifarError, or EvalError when nothing is left.
     """
-    from runtime.errors import ImageError
-    from runtime.imageio import read
-    from trainer.cifar import is_cifar10, load_cifar10
+    from labcolor.core.errors import ImageError
+    from labcolor.core.imageio import read
+    from labcolor.trainer.cifar import is_cifar10, load_cifar10
 
     data = Path(data)
     if limit is not None and limit <= 0:
@@ -290,7 +291,7 @@ def evaluate(
     report and the grid show (their thumbnails are kept; nothing else is held per model).
     Raises FileNotFoundError, EvalError, CifarError, and the runtime's ModelError/MetadataError/DeviceError.
     """
-    from runtime import Colorizer
+    from labcolor.runtime import Colorizer
 
     if rank_by not in metrics.METRIC_KEYS:
         raise EvalError(f"unknown metric {rank_by!r} (choose from {', '.join(metrics.METRIC_KEYS)})")

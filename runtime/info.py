@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from runtime.metadata import METADATA_KEY, MetadataError, ModelMetadata
+from labcolor.core.errors import ModelError
+from labcolor.core.metadata import METADATA_KEY, MetadataError, ModelMetadata
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ NO_ONNX_NOTE = "install labcolor[train] (the onnx package) for opset/parameters"
 _ORT_DEFAULT_SEVERITY = 2  # onnxruntime's default logger level (warning); restored after probing
 
 
-class ModelFileError(ValueError):
+class ModelFileError(ModelError):
     """The file is missing, not an ONNX model, or not a labcolor model."""
 
 

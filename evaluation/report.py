@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtime import metrics
-from runtime.evaluate import EvalResult, grid_indices, report_indices
+from labcolor.core import metrics
+from labcolor.evaluation.evaluate import EvalResult, grid_indices, report_indices
 
 _ARROW = {"higher": "\u2191", "lower": "\u2193", "one": "\u21921"}
 SUMMARY_HEADERS = ("model", *(f"{m.label}{_ARROW[m.better]}" for m in metrics.METRICS), "img/s")

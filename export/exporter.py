@@ -47,13 +47,13 @@ import onnx
 import torch
 from torch import nn
 
-from export import DEFAULT_OPSET, INT8_MAX_MEAN_AB, ExportError, verify
-from runtime import __version__ as labcolor_version
-from runtime import color
-from runtime.imageio import write_atomic
-from runtime.metadata import METADATA_KEY, PRECISIONS, ModelMetadata
-from trainer.checkpoint import CheckpointError, load_generator
-from trainer.networks import UNetBlock, UNetGenerator, count_parameters
+from labcolor.export import DEFAULT_OPSET, INT8_MAX_MEAN_AB, ExportError, verify
+from labcolor import __version__ as labcolor_version
+from labcolor.core import color
+from labcolor.core.imageio import write_atomic
+from labcolor.core.metadata import METADATA_KEY, PRECISIONS, ModelMetadata
+from labcolor.trainer.checkpoint import CheckpointError, load_generator
+from labcolor.trainer.networks import UNetBlock, UNetGenerator, count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -516,7 +516,7 @@ def export_generator(
     if precision == "fp32":
         model, parity = _export_fp32(generator, metadata, batches, opset)
     elif precision == "fp16":
-        from export.quantize import to_fp16
+        from labcolor.export.quantize import to_fp16
 
         fp32_model, fp32_parity = _export_fp32(generator, metadata, batches, opset)
         model = to_fp16(fp32_model)
@@ -528,7 +528,7 @@ def export_generator(
             reference_name="PyTorch fp32", candidate_name="onnxruntime fp16", tolerance=FP16_TOLERANCE,
         )
     else:
-        from export.quantize import to_int8
+        from labcolor.export.quantize import to_int8
 
         cal_size = calibration_size or min(-(-max(256, 2 * m) // m) * m, max(inference_size, 2 * m))
         used = sum(len(l_n) for kind, l_n in batches if kind == "photos")
