@@ -88,7 +88,7 @@ def psnr(pred: np.ndarray, truth: np.ndarray, *, data_range: float = 255.0, cap:
     mse = float(np.mean((pred.astype(np.float64) - truth.astype(np.float64)) ** 2))
     if mse == 0.0:
         return cap
-    return min(cap, 10.0 * np.log10(data_range**2 / mse))
+    return float(min(cap, 10.0 * np.log10(data_range**2 / mse)))
 
 
 def ssim(pred: np.ndarray, truth: np.ndarray, *, data_range: float = 255.0) -> float:

@@ -23,10 +23,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-
-from labcolor.core import color, metrics
-from labcolor.runtime.jobs import walk_pictures
+from labcolor.core import color, imageio, metrics
 from labcolor.core.errors import InputError
+from labcolor.runtime.jobs import walk_pictures
 
 BASELINE = "grayscale"
 THUMB_SIZE = 256  # longer side of the pictures kept for the report and grid (never enlarged)
@@ -132,14 +131,8 @@ def _clean(scores: dict[str, float]) -> dict[str, float | None]:
 
 def to_rgb8(image: np.ndarray) -> np.ndarray | None:
     """A decoded picture (OpenCV layout) -> uint8 RGB, alpha dropped; None if it has no colour channels."""
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        return None
-    bgr = image[:, :, :3]
-    if bgr.dtype == np.uint16:
-        bgr = ((bgr.astype(np.uint32) + 128) // 257).astype(np.uint8)
-    elif bgr.dtype.kind == "f":
-        bgr = (np.clip(bgr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return cv2.cvtColor(np.ascontiguousarray(bgr), cv2.COLOR_BGR2RGB)
+    bgr = imageio.color8(image)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def shrink(rgb: np.ndarray, longer_side: int | None) -> np.ndarray:

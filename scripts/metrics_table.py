@@ -17,6 +17,8 @@ import json
 import statistics
 from pathlib import Path
 
+from labcolor.trainer.runfiles import METRICS_NAME
+
 COLUMNS = [  # (key in aggregate, header, format)
     ("psnr", "PSNR ↑", "{:.2f}"),
     ("ssim", "SSIM ↑", "{:.4f}"),
@@ -30,7 +32,7 @@ COLUMNS = [  # (key in aggregate, header, format)
 def _train_speed(runs: Path, model_path: str | None) -> str:
     if not model_path:
         return "–"
-    log = runs / Path(model_path).parent.name / "metrics.jsonl"
+    log = runs / Path(model_path).parent.name / METRICS_NAME
     if not log.is_file():
         return "–"
     speeds = [json.loads(line)["images_per_s"] for line in log.read_text().splitlines() if line.strip()]

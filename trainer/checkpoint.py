@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
+from labcolor.core.errors import ModelError
 from labcolor.core.imageio import write_atomic
 from labcolor.trainer.networks import GeneratorSpec, UNetGenerator, build_generator
-from labcolor.core.errors import ModelError
 
 FORMAT = "labcolor-checkpoint"
 VERSION = 1

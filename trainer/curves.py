@@ -16,15 +16,16 @@ from __future__ import annotations
 import json
 import logging
 import math
-from labcolor.core.errors import InputError
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labcolor.core.errors import InputError
+from labcolor.trainer.runfiles import METRICS_NAME
+
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.jsonl"
 INSTALL_HINT = "pip install 'labcolor[plot]'"
 
 # (panel title, y label, ((key, legend label), ...)); a panel is drawn when a run has one of its keys.
@@ -65,7 +66,7 @@ class Run:
 def metrics_path(path: Path) -> Path:
     """A run folder -> its metrics.jsonl; a file is taken as it is."""
     path = Path(path)
-    return path / METRICS_FILE if path.is_dir() else path
+    return path / METRICS_NAME if path.is_dir() else path
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

@@ -19,12 +19,11 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
-
-from labcolor.core import color
+from labcolor.core import color, imageio
+from labcolor.core.errors import ImageError, InputError
 from labcolor.runtime.jobs import walk_pictures
 from labcolor.trainer.config import TrainConfig
-from labcolor.core.errors import InputError
+from torch.utils.data import Dataset, Sampler
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +44,12 @@ def list_images(root: Path) -> list[Path]:
     return list(walk_pictures(root))
 
 
-def decode_bgr(path: Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
-    """Decode a picture to 8-bit BGR (EXIF orientation applied); None if unreadable.
-
-    np.fromfile + imdecode rather than imread: imread cannot open non-ASCII paths on Windows.
-    """
+def decode_bgr(path: Path, *, reduce: int = 1) -> np.ndarray | None:
+    """A colour picture as 8-bit BGR (EXIF orientation applied, see core.imageio); None if unreadable or gray."""
     try:
-        buf = np.fromfile(path, dtype=np.uint8)
-    except OSError:
+        return imageio.color8(imageio.read(path, reduce=reduce))
+    except (ImageError, OSError):
         return None
-    if buf.size == 0:
-        return None
-    return cv2.imdecode(buf, flags)
 
 
 def is_grayscale(bgr: np.ndarray) -> bool:
@@ -78,7 +71,7 @@ class ScanResult:
 
 def _check(path: Path) -> str | None:
     # A reduced decode is enough to see whether a file reads and has colour, and JPEG decodes it ~4x faster.
-    img = decode_bgr(path, cv2.IMREAD_REDUCED_COLOR_4)
+    img = decode_bgr(path, reduce=4)
     if img is None:
         return "unreadable"
     if is_grayscale(img):

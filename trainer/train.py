@@ -26,25 +26,30 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 import torch
-from torch import nn
-from torch.utils.data import DataLoader
-
 from labcolor import __version__ as labcolor_version
 from labcolor.core import color
 from labcolor.core.imageio import write_atomic
-from labcolor.core.metrics import ciede2000, colourfulness
+from labcolor.core.metrics import ciede2000, colourfulness, psnr
 from labcolor.trainer.checkpoint import FORMAT, VERSION, load_checkpoint, save_atomic
 from labcolor.trainer.config import RESUMABLE_FIELDS, ConfigError, TrainConfig
 from labcolor.trainer.data import DataBundle, DataError, EpochSampler, build_data_for
 from labcolor.trainer.losses import GANLoss, l1_loss
-from labcolor.trainer.networks import build_discriminator, build_generator, count_parameters
+from labcolor.trainer.networks import (
+    build_discriminator,
+    build_generator,
+    count_parameters,
+)
+from labcolor.trainer.runfiles import (
+    BEST_NAME,
+    CHECKPOINT_NAME,
+    METRICS_NAME,
+    SAMPLES_DIR,
+)
+from torch import nn
+from torch.utils.data import DataLoader
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "checkpoint.pt"
-BEST_NAME = "best.pt"  # the checkpoint of the epoch with the lowest val_de00 so far
-METRICS_NAME = "metrics.jsonl"
-SAMPLES_DIR = "samples"
 
 
 class TrainProgress(Protocol):
@@ -128,13 +133,6 @@ def _to_hwc(t: torch.Tensor) -> np.ndarray:
     return t.detach().float().cpu().numpy().transpose(0, 2, 3, 1)
 
 
-def psnr_uint8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-image PSNR in dB of two uint8 batches (N, H, W, 3); identical images give inf."""
-    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(axis=1)
-    with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(255.0**2 / mse)
-
-
 @torch.no_grad()
 def evaluate(g: nn.Module, loader: DataLoader, device: torch.device, max_images: int) -> dict[str, float]:
     """Validation scores over at most `max_images` images, on the same definitions as `colorize eval`.
@@ -157,9 +155,8 @@ def evaluate(g: nn.Module, loader: DataLoader, device: torch.device, max_images:
         l_hwc = _to_hwc(l_n)
         pred = color.network_to_rgb(l_hwc, _to_hwc(fake))
         truth = color.network_to_rgb(l_hwc, _to_hwc(ab_n))
-        # Cap at 100 dB so one perfectly flat picture cannot make the mean infinite.
-        psnr_sum += float(np.minimum(psnr_uint8(pred, truth), 100.0).sum())
         for p, t in zip(pred, truth):
+            psnr_sum += psnr(p, t)  # capped (core.metrics), so one flat picture cannot make the mean infinite
             de_sum += float(ciede2000(color.rgb_to_lab(p), color.rgb_to_lab(t)).mean())
             m_pred += colourfulness(p)
             m_truth += colourfulness(t)
