@@ -17,6 +17,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from labcolor.core.errors import ImageError, OutputError
 
 # Extensions a folder walk picks up (files named on the command line are tried whatever their name).

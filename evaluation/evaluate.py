@@ -23,6 +23,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from labcolor.core import color, imageio, metrics
 from labcolor.core.errors import InputError
 from labcolor.runtime.jobs import walk_pictures

@@ -20,10 +20,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from labcolor.runtime import postprocess, preprocess
 from labcolor.core.errors import ModelError
-from labcolor.runtime.jobs import Job
 from labcolor.core.metadata import MetadataError, ModelMetadata
+from labcolor.runtime import postprocess, preprocess
+from labcolor.runtime.batcher import Batcher
+from labcolor.runtime.folder import Steps, run_folder
+from labcolor.runtime.jobs import Job, iter_jobs
 from labcolor.runtime.preprocess import Prepared
 from labcolor.runtime.results import FileResult
 from labcolor.runtime.session import create_session, session_device
@@ -182,13 +184,34 @@ class Colorizer:
         result and the run goes on. Raises FileNotFoundError / OutputError before starting when an
         input is missing or the output folder is unsafe.
         """
-        from labcolor.runtime.folder import run_folder
-        from labcolor.runtime.jobs import iter_jobs
-
         paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
         jobs = iter_jobs(paths, Path(output) if output is not None else None, format)
         first = next(jobs, None)  # surfaces input/output errors now, not at the first next() of the caller
-        return run_folder(self, _chain(first, jobs), overwrite=overwrite, workers=workers)
+        if workers is None:
+            # CPU: one picture per core. Batching: enough pictures in flight to fill a batch while others decode.
+            workers = max(cpu_count(), self.batch_size) if self.batch_size > 1 else cpu_count()
+        if workers <= 0:
+            raise ValueError(f"workers must be positive, got {workers}")
+        return self._run_folder(_chain(first, jobs), workers, overwrite)
+
+    def _run_folder(self, jobs: Iterator[Job], workers: int, overwrite: bool) -> Iterator[FileResult]:
+        # On CPU the cores are shared out between the workers (one each by default) so the pictures in
+        # flight never oversubscribe them; an explicit `threads` wins.
+        session = self.session
+        if self.device == "cpu" and self.threads is None:
+            session = self.session_with_threads(max(1, cpu_count() // workers))
+        batcher = Batcher(lambda b: self.predict(b, session), self.batch_size, workers) if self.batch_size > 1 else None
+        steps = Steps(
+            prepare=lambda image: self.prepare(image, bgr=True),
+            infer=batcher.infer if batcher is not None else (lambda net: self.predict(net[None], session)[0]),
+            finish=lambda item, ab, dtype: self.finish(item, ab, dtype=dtype, bgr=True),
+            worker_done=batcher.worker_finished if batcher is not None else (lambda: None),
+        )
+        try:
+            yield from run_folder(steps, jobs, workers=workers, overwrite=overwrite)
+        finally:
+            if batcher is not None:
+                batcher.close()
 
 
 def _chain(first: Job | None, rest: Iterator[Job]) -> Iterator[Job]:

@@ -19,20 +19,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from labcolor.core import imageio
-from labcolor.runtime.batcher import Batcher
 from labcolor.core.errors import ImageError, OutputError
 from labcolor.runtime.jobs import Job
+from labcolor.runtime.preprocess import Prepared
 from labcolor.runtime.results import FileResult
-
-if TYPE_CHECKING:
-    from labcolor.runtime.colorizer import Colorizer
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +66,20 @@ class _TempCleaner:
             log.debug("removed %d stale temporary file(s) in %s", removed, folder)
 
 
-def process_job(job: Job, colorizer: Colorizer, infer: Callable[[np.ndarray], np.ndarray], *,
-                overwrite: bool, clean: Callable[[Path], None] | None = None) -> FileResult:
-    """Carry one file through the pipeline; every expected problem becomes a "failed" result, not an exception.
-
-    infer: one picture's network input (1, ph, pw) -> its predicted ab (2, ph, pw).
+@dataclass(frozen=True)
+class Steps:
+    """What happens to one picture between decoding and encoding. The Colorizer provides them, so this
+    module knows files, threads and atomic writes but no model, session or device.
     """
+
+    prepare: Callable[[np.ndarray], Prepared]  # decoded picture (OpenCV channel order) -> L + network input
+    infer: Callable[[np.ndarray], np.ndarray]  # one network input (1, ph, pw) -> its predicted ab (2, ph, pw)
+    finish: Callable[[Prepared, np.ndarray, np.dtype], np.ndarray]  # (item, ab, dtype) -> picture, OpenCV order
+    worker_done: Callable[[], None] = lambda: None  # called once by each worker thread as it stops
+
+
+def process_job(job: Job, steps: Steps, *, overwrite: bool, clean: Callable[[Path], None] | None = None) -> FileResult:
+    """Carry one file through the pipeline; every expected problem becomes a "failed" result, not an exception."""
     started = time.perf_counter()
 
     def failed(reason: str) -> FileResult:
@@ -91,18 +96,18 @@ def process_job(job: Job, colorizer: Colorizer, infer: Callable[[np.ndarray], np
     try:
         image = imageio.decode(data, source="")
         del data
-        item = colorizer.prepare(image, bgr=True)
+        item = steps.prepare(image)
         del image  # only L (+ alpha) is needed from here on
     except (ImageError, ValueError, TypeError) as exc:
         return failed(str(exc))
     try:
-        ab = infer(item.net)  # (1, ph, pw) -> (2, ph, pw)
+        ab = steps.infer(item.net)  # (1, ph, pw) -> (2, ph, pw)
     except Exception as exc:  # an inference failure is this file's failure (e.g. out of GPU memory)
         log.debug("inference failed for %s", job.source, exc_info=True)
         return failed(f"inference failed: {one_line(exc)}")
     suffix = job.target.suffix
     try:
-        picture = colorizer.finish(item, ab, dtype=output_dtype(item.dtype, suffix), bgr=True)
+        picture = steps.finish(item, ab, output_dtype(item.dtype, suffix))
         del item
         encoded = imageio.encode(picture, suffix)
         del picture
@@ -117,34 +122,14 @@ def process_job(job: Job, colorizer: Colorizer, infer: Callable[[np.ndarray], np
     return FileResult(job.source, job.target, "done", "", time.perf_counter() - started)
 
 
-def default_workers(colorizer: Colorizer) -> int:
-    from labcolor.runtime.colorizer import cpu_count
-
-    # CPU: one picture per core. Batching: enough pictures in flight to fill a batch while others decode.
-    return max(cpu_count(), colorizer.batch_size) if colorizer.batch_size > 1 else cpu_count()
-
-
-def run_folder(colorizer: Colorizer, jobs: Iterable[Job], *, overwrite: bool = False,
-               workers: int | None = None) -> Iterator[FileResult]:
+def run_folder(steps: Steps, jobs: Iterable[Job], *, workers: int, overwrite: bool = False) -> Iterator[FileResult]:
     """Run `jobs` through `workers` threads; yield each FileResult as it completes (completion order).
 
     Stopping early (closing the generator, KeyboardInterrupt in the consumer) lets the pictures in
     flight finish their atomic write and starts no new one.
     """
-    workers = workers or default_workers(colorizer)
     if workers <= 0:
         raise ValueError(f"workers must be positive, got {workers}")
-    batching = colorizer.batch_size > 1
-    # On CPU the cores are shared out between the workers (one each by default) so the pictures in
-    # flight never oversubscribe them; an explicit `threads` wins.
-    session = colorizer.session
-    if colorizer.device == "cpu" and colorizer.threads is None:
-        from labcolor.runtime.colorizer import cpu_count
-
-        session = colorizer.session_with_threads(max(1, cpu_count() // workers))
-    batcher = Batcher(lambda b: colorizer.predict(b, session), colorizer.batch_size, workers) if batching else None
-    infer = batcher.infer if batcher is not None else (lambda net: colorizer.predict(net[None], session)[0])
-
     source = iter(jobs)
     source_lock = threading.Lock()
     results: queue.Queue = queue.Queue()
@@ -159,7 +144,7 @@ def run_folder(colorizer: Colorizer, jobs: Iterable[Job], *, overwrite: bool = F
                 if job is None:
                     break
                 try:
-                    result = process_job(job, colorizer, infer, overwrite=overwrite, clean=clean)
+                    result = process_job(job, steps, overwrite=overwrite, clean=clean)
                 except Exception as exc:  # noqa: BLE001 - e.g. MemoryError on a giant picture: that file fails
                     log.debug("unexpected error on %s", job.source, exc_info=True)
                     reason = f"unexpected error: {type(exc).__name__}: {one_line(exc)}"
@@ -168,8 +153,7 @@ def run_folder(colorizer: Colorizer, jobs: Iterable[Job], *, overwrite: bool = F
         except BaseException as exc:  # noqa: BLE001 - e.g. an OSError from the folder walk: re-raised below
             results.put(exc)
         finally:
-            if batcher is not None:
-                batcher.worker_finished()
+            steps.worker_done()
             results.put(_FINISHED)
 
     cv_threads = cv2.getNumThreads()
@@ -191,6 +175,4 @@ def run_folder(colorizer: Colorizer, jobs: Iterable[Job], *, overwrite: bool = F
         stop.set()
         for t in threads:
             t.join()
-        if batcher is not None:
-            batcher.close()
         cv2.setNumThreads(cv_threads)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from labcolor.core.errors import ModelError
 from labcolor.core.imageio import write_atomic
 from labcolor.trainer.networks import GeneratorSpec, UNetGenerator, build_generator

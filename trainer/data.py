@@ -19,11 +19,12 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 import torch
+from torch.utils.data import Dataset, Sampler
+
 from labcolor.core import color, imageio
 from labcolor.core.errors import ImageError, InputError
 from labcolor.runtime.jobs import walk_pictures
 from labcolor.trainer.config import TrainConfig
-from torch.utils.data import Dataset, Sampler
 
 log = logging.getLogger(__name__)
 

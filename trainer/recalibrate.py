@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from torch import nn
+from torch.utils.data import Dataset
+
 from labcolor.core.errors import LabcolorError
 from labcolor.trainer.checkpoint import (
     generator_from_checkpoint,
@@ -23,8 +26,6 @@ from labcolor.trainer.checkpoint import (
 )
 from labcolor.trainer.config import TrainConfig
 from labcolor.trainer.data import build_data_for
-from torch import nn
-from torch.utils.data import Dataset
 
 # Augmentation epochs used for the passes: far past any training epoch, so the crops are new
 # ones drawn the way training draws them (keys are (index, epoch); see trainer.data).

@@ -26,6 +26,9 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
 from labcolor import __version__ as labcolor_version
 from labcolor.core import color
 from labcolor.core.imageio import write_atomic
@@ -45,8 +48,6 @@ from labcolor.trainer.runfiles import (
     METRICS_NAME,
     SAMPLES_DIR,
 )
-from torch import nn
-from torch.utils.data import DataLoader
 
 log = logging.getLogger(__name__)
 
