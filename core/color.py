@@ -142,6 +142,56 @@ def network_to_rgb(l_n: np.ndarray, ab_n: np.ndarray, *, bgr: bool = False) -> n
     return lab_to_rgb(lab, bgr=bgr)
 
 
+# A Lab colour counts as inside the sRGB gamut when converting it to RGB (which clips) and back
+# moves it by less than this; OpenCV's float path alone is ~0.4 Lab units off for in-gamut colours.
+GAMUT_TOLERANCE = 1.0
+_CHROMA_STEPS = 7  # bisection steps of a boosted pixel's factor: (factor - 1) / 128 resolution
+
+
+def scale_chroma(lab: np.ndarray, factor: float) -> np.ndarray:
+    """Lab (..., 3) float32 with a and b multiplied by `factor` (L and hue kept), in place; returns it.
+
+    factor <= 1 only desaturates (0 gives gray), which never leaves the gamut. Above 1, a pixel whose
+    boosted colour would fall outside sRGB gets the largest factor in [1, factor] that stays inside
+    (bisection), so its chroma stops at the gamut's edge instead of being clipped per RGB channel,
+    which would shift its hue. A pixel already outside at factor 1 keeps the model's own colour.
+    """
+    if factor < 0:
+        raise ValueError(f"saturation must be >= 0, got {factor}")
+    if factor == 1.0:
+        return lab
+    ab = lab[..., 1:]
+    if factor < 1.0:
+        ab *= np.float32(factor)
+        return lab
+    flat = lab.reshape(-1, 3)
+    boosted = flat.copy()
+    boosted[:, 1:] *= np.float32(factor)
+    outside = ~_in_gamut(boosted)
+    if outside.any():
+        base = flat[outside]
+        lo = np.ones(len(base), np.float32)  # a factor known to be acceptable (1: the model's own colour)
+        hi = np.full(len(base), factor, np.float32)  # a factor known to be outside
+        for _ in range(_CHROMA_STEPS):
+            mid = (lo + hi) / 2
+            trial = base.copy()
+            trial[:, 1:] *= mid[:, None]
+            inside = _in_gamut(trial)
+            lo = np.where(inside, mid, lo)
+            hi = np.where(inside, hi, mid)
+        base[:, 1:] *= lo[:, None]
+        boosted[outside] = base
+    flat[:] = boosted
+    return lab
+
+
+def _in_gamut(lab: np.ndarray) -> np.ndarray:
+    """(N, 3) Lab -> (N,) bool: does the colour survive Lab -> sRGB (clipped) -> Lab?"""
+    rgb = lab_to_rgb_float(lab[None])
+    back = rgb_to_lab(rgb)[0]
+    return np.abs(back - lab).max(axis=1) < GAMUT_TOLERANCE
+
+
 def merge_l_ab(l: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """L (H, W) and ab (H, W, 2), both in Lab units -> Lab (H, W, 3) float32.
 

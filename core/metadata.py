@@ -35,6 +35,7 @@ from labcolor.core.errors import ModelError
 METADATA_KEY = "labcolor"
 SCHEMA_VERSION = 1
 PRECISIONS = ("fp32", "fp16", "int8")
+MAX_SATURATION = 4.0  # far beyond any useful boost; a guard against typos such as 15 for 1.5
 
 
 class MetadataError(ModelError):
@@ -59,6 +60,9 @@ class ModelMetadata:
     color_space: str = COLOR_SPACE
     scaling: LabScaling = LabScaling()
     precision: str = "fp32"
+    # The colour strength the model is meant to be used at (1 = its own output; chosen on validation
+    # pictures and recorded at export). Absent in older files: 1.
+    saturation: float = 1.0
     training: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
@@ -72,6 +76,8 @@ class ModelMetadata:
                             ("inference_size", self.inference_size)):
             if not isinstance(value, int) or value <= 0:
                 problems.append(f"{what} must be a positive integer, got {value!r}")
+        if not isinstance(self.saturation, (int, float)) or not 0 <= self.saturation <= MAX_SATURATION:
+            problems.append(f"saturation must be a number in 0..{MAX_SATURATION}, got {self.saturation!r}")
         if self.precision not in PRECISIONS:
             problems.append(f"precision {self.precision!r} (expected one of {', '.join(PRECISIONS)})")
         if (self.input.layout, self.input.channels) != ("NCHW", 1):
@@ -104,6 +110,7 @@ class ModelMetadata:
                 train_size=raw["train_size"],
                 inference_size=raw["inference_size"],
                 precision=raw["precision"],
+                saturation=raw.get("saturation", 1.0),
                 training=raw.get("training", {}),
             )
         except (KeyError, TypeError) as exc:

@@ -6,9 +6,10 @@ test batch is used), optionally shrink them (`resize`, longer side), make each g
 model through the runtime's `Colorizer`, and score the result with runtime.metrics. The
 grayscale input itself is scored as the baseline row ("grayscale").
 
-Working size: `size` if given (as `colorize run --size`), else per picture the smaller of the
-picture's longer side and the model's inference_size, i.e. the model never sees an upscaled
-picture (a 32x32 CIFAR picture is colorized at 32x32, a 1024 px photo at the model's 256).
+Every picture goes through exactly what `colorize PATH` and `Colorizer.colorize` do (same
+working-size rule, runtime.preprocess.working_shape; same merge), so the scores are what users get;
+tests/test_evaluate.py checks pixel equality with the folder pipeline. `saturations` scores several
+colour strengths from one prediction per picture, one row each ("model@0.5").
 
 Never imports torch (trainer.cifar is torch-free).
 """
@@ -61,6 +62,7 @@ class ModelResult:
     per_image: list[dict[str, float]]
     device: str | None = None
     size: str | None = None  # working size, as text
+    saturation: float | None = None  # colour strength the row was colorized at
     seconds: float | None = None  # time spent colorizing (pre/post-processing and inference; scoring excluded)
     thumbs: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # picture index -> prediction thumb
 
@@ -73,8 +75,23 @@ class ModelResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "path": self.path, "device": self.device, "size": self.size,
+            "saturation": self.saturation,
             "seconds": self.seconds, "images_per_s": self.images_per_s, "aggregate": _clean(self.aggregate),
         }
+
+
+@dataclass
+class _Row:
+    """One result row while it is being scored: per-picture scores and prediction thumbnails."""
+
+    name: str
+    scores: list[dict[str, float]] = field(default_factory=list)
+    thumbs: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def add(self, index: int, pred: np.ndarray, ref: metrics.Reference, keep: set[int] | None) -> None:
+        self.scores.append(metrics.score(pred, ref))
+        if keep is None or index in keep:  # before the first ranking every thumbnail is kept
+            self.thumbs[index] = thumbnail(pred)
 
 
 @dataclass
@@ -215,17 +232,6 @@ def thumbnail(rgb: np.ndarray, longer_side: int = THUMB_SIZE) -> np.ndarray:
 # --------------------------------------------------------------------------- colorizing
 
 
-def colorize_pictures(colorizer: Any, images: Sequence[np.ndarray], size: int | None = None) -> list[np.ndarray]:
-    """RGB uint8 pictures -> colorized RGB uint8, as Colorizer.colorize_batch but with a per-picture size.
-
-    size None: min(longer side, colorizer.size) per picture (no upscaling). Pictures whose network
-    inputs share a shape are batched (colorizer.batch_size), exactly as colorize_batch does.
-    """
-    items = [colorizer.prepare(image, bgr=False, size=size or min(colorizer.size, max(image.shape[:2])))
-             for image in images]
-    return colorizer.colorize_prepared(items, bgr=False)
-
-
 def model_names(paths: Sequence[Path]) -> list[str]:
     """Short unique row names: the file stem, or parent/stem (then the full path) where stems repeat."""
     stems = [Path(p).stem for p in paths]
@@ -271,6 +277,7 @@ def evaluate(
     size: int | None = None,
     batch_size: int | None = None,
     threads: int | None = None,
+    saturations: Sequence[float] | None = None,
     limit: int | None = None,
     resize: int | None = None,
     rank_by: str = "ciede2000",
@@ -280,6 +287,7 @@ def evaluate(
 ) -> EvalResult:
     """Score the grayscale baseline and each model on `data`; see the module docstring.
 
+    saturations: colour strengths to score, one row per model and strength; None: each model's own default.
     rank_by: per-picture metric ordering the report (best/worst groups), on the first model
     (on the baseline when no model is given). report_images/grid_images: how many pictures the
     report and the grid show (their thumbnails are kept; nothing else is held per model).
@@ -317,37 +325,33 @@ def evaluate(
     results = [baseline]
     keep: set[int] | None = None  # picture indices whose thumbnails are kept (known after the first ranking)
     ranking: list[int] = []
+    strengths: list[float | None] = list(saturations) if saturations else [None]
     for colorizer, path, name in zip(colorizers, paths, model_names(paths)):
-        preds: list[np.ndarray] = []  # first model only: thumbnails of every prediction until ranked
-        kept: dict[int, np.ndarray] = {}
-        scores: list[dict[str, float]] = []
+        rows = [_Row(f"{name}@{st:g}" if saturations else name) for st in strengths]
         seconds = 0.0
         # One untimed picture first: the session's first run allocates (and on CUDA compiles) and would skew images/s.
-        colorize_pictures(colorizer, [grayscale_input(pictures[0].rgb)], size)
+        colorizer.colorize(grayscale_input(pictures[0].rgb))
         for start, refs, grays in chunks():
             t0 = time.perf_counter()
-            out = colorize_pictures(colorizer, grays, size)
+            items = [colorizer.prepare(g, bgr=False) for g in grays]
+            outs = colorizer.colorize_prepared(items, bgr=False, saturations=strengths)  # [strength][picture]
             seconds += time.perf_counter() - t0
-            for offset, (pred, ref) in enumerate(zip(out, refs)):
-                i = start + offset
-                scores.append(metrics.score(pred, ref))
-                if keep is None:
-                    preds.append(thumbnail(pred))  # first model: ranking not known yet
-                elif i in keep:
-                    kept[i] = thumbnail(pred)
+            for row, out in zip(rows, outs):
+                for offset, (pred, ref) in enumerate(zip(out, refs)):
+                    row.add(start + offset, pred, ref, keep)
             if progress:
                 progress(name, start + len(refs), n)
-        result = ModelResult(
-            name, str(path), metrics.aggregate(scores), scores, device=colorizer.device,
-            size=str(size) if size else f"native, at most {colorizer.size}", seconds=seconds,
-        )
-        if keep is None:
-            ranking = _rank(scores, rank_by)
-            keep = set(report_indices(ranking, report_images)) | set(grid_indices(ranking, grid_images))
-            kept = {i: preds[i] for i in keep}
-            preds.clear()
-        result.thumbs = kept
-        results.append(result)
+        for row, st in zip(rows, strengths):
+            result = ModelResult(
+                row.name, str(path), metrics.aggregate(row.scores), row.scores, device=colorizer.device,
+                size=f"longer side {colorizer.metadata.train_size}..{colorizer.size} px",
+                saturation=colorizer.saturation if st is None else st, seconds=seconds,
+            )
+            if keep is None:
+                ranking = _rank(row.scores, rank_by)
+                keep = set(report_indices(ranking, report_images)) | set(grid_indices(ranking, grid_images))
+            result.thumbs = {i: row.thumbs[i] for i in keep}
+            results.append(result)
 
     if keep is None:  # no model: rank the baseline
         ranking = _rank(baseline.per_image, rank_by)
@@ -363,6 +367,7 @@ def evaluate(
         gray_thumbs=baseline.thumbs,
         settings={
             "device": device, "size": size, "batch_size": batch_size, "limit": limit, "resize": resize,
+            "saturations": list(saturations) if saturations else None,
             "report_images": report_images, "grid_images": grid_images,
             "ab_tolerance": metrics.ACCURACY_AB_TOL, "l_tolerance": metrics.ACCURACY_L_TOL,
             "auc_max_error": metrics.AUC_MAX_ERROR, "psnr_cap_db": metrics.PSNR_CAP_DB,

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from labcolor.core.errors import ModelError
-from labcolor.core.metadata import MetadataError, ModelMetadata
+from labcolor.core.errors import ConfigError, ModelError
+from labcolor.core.metadata import MAX_SATURATION, MetadataError, ModelMetadata
 from labcolor.runtime import postprocess, preprocess
 from labcolor.runtime.batcher import Batcher
 from labcolor.runtime.folder import Steps, run_folder
@@ -60,7 +60,11 @@ class Colorizer:
 
     model: path to a .onnx written by `colorize export`; None loads the packaged default.
     device: "auto" (CUDA when onnxruntime's CUDA provider really loads, else CPU), "cpu", "cuda", "cuda:N".
-    size: working size (longer side, in px) the network sees; default: the model's inference_size.
+    size: largest working size (longer side, in px) the network sees; default: the model's inference_size.
+        Larger pictures are shrunk to it; smaller ones are used at their own size, or enlarged to the
+        model's training crop size (train_size) when below it (preprocess.working_shape says why).
+    saturation: colour strength, 0 = gray, 1 = the model's own colours, above 1 stronger (chroma stops
+        at the sRGB gamut's edge, hue kept); default: the strength recorded in the model's metadata.
     threads: onnxruntime intra-op threads; default: one per core (folder runs on CPU use one per worker).
     batch_size: pictures per inference in colorize_batch/colorize_folder; default 8 on CUDA, 1 on CPU
         (on CPU, parallel pictures beat batches: the prototype measured 0-7% from batching).
@@ -74,12 +78,13 @@ class Colorizer:
         size: int | None = None,
         threads: int | None = None,
         batch_size: int | None = None,
+        saturation: float | None = None,
     ) -> None:
         self.model_path = Path(model) if model is not None else default_model_path()
         if not self.model_path.is_file():
             raise ModelError(f"model file not found: {self.model_path}")
         if threads is not None and threads < 0:
-            raise ValueError(f"threads must be >= 0, got {threads}")
+            raise ConfigError(f"threads must be >= 0, got {threads}")
         self.threads = threads or None
         self.session = create_session(self.model_path, device, self.threads)
         self.device = session_device(self.session)
@@ -89,11 +94,12 @@ class Colorizer:
         self._check_io()
         self.size = self.metadata.inference_size if size is None else int(size)
         if self.size <= 0:
-            raise ValueError(f"size must be a positive number of pixels, got {size}")
+            raise ConfigError(f"size must be a positive number of pixels, got {size}")
+        self.saturation = self.metadata.saturation if saturation is None else _check_saturation(saturation)
         default_batch = DEFAULT_GPU_BATCH if self.device == "cuda" else 1
         self.batch_size = default_batch if batch_size is None else int(batch_size)
         if self.batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+            raise ConfigError(f"batch_size must be positive, got {batch_size}")
         self._device_request = device
         self._sessions: dict[int | None, ort.InferenceSession] = {self.threads: self.session}
         self._sessions_lock = threading.Lock()
@@ -109,7 +115,7 @@ class Colorizer:
 
     def __repr__(self) -> str:
         return (f"Colorizer(model={str(self.model_path)!r}, device={self.device!r}, size={self.size}, "
-                f"batch_size={self.batch_size})")
+                f"batch_size={self.batch_size}, saturation={self.saturation})")
 
     # ------------------------------------------------------------------ building blocks
 
@@ -120,14 +126,11 @@ class Colorizer:
                 self._sessions[threads] = create_session(self.model_path, self._device_request, threads)
             return self._sessions[threads]
 
-    def prepare(self, image: np.ndarray, *, bgr: bool = True, size: int | None = None) -> Prepared:
-        """A picture (gray, gray+alpha, colour, colour+alpha) -> full-res L and the network input.
-
-        size: working size (longer side) for this picture; default the colorizer's.
-        """
+    def prepare(self, image: np.ndarray, *, bgr: bool = True) -> Prepared:
+        """A picture (gray, gray+alpha, colour, colour+alpha) -> full-res L and the network input."""
         return preprocess.prepare(
-            image, size=size or self.size, multiple=self.metadata.size_multiple, scaling=self.metadata.scaling,
-            bgr=bgr,
+            image, size=self.size, multiple=self.metadata.size_multiple, scaling=self.metadata.scaling,
+            bgr=bgr, min_size=self.metadata.train_size,
         )
 
     def predict(self, batch: np.ndarray, session: ort.InferenceSession | None = None) -> np.ndarray:
@@ -137,35 +140,45 @@ class Colorizer:
         return ab
 
     def finish(self, item: Prepared, ab_n: np.ndarray, *, dtype: np.dtype | None = None,
-               bgr: bool = True) -> np.ndarray:
+               bgr: bool = True, saturation: float | None = None) -> np.ndarray:
         """One picture's predicted ab (2, ph, pw) -> the coloured picture at full resolution."""
         return postprocess.colorize_prepared(
-            item.l, item.alpha, np.dtype(dtype or item.dtype), ab_n, item.crop, self.metadata.scaling, bgr=bgr
+            item.l, item.alpha, np.dtype(dtype or item.dtype), ab_n, item.crop, self.metadata.scaling, bgr=bgr,
+            saturation=self.saturation if saturation is None else _check_saturation(saturation),
         )
 
     # ------------------------------------------------------------------ public API
 
-    def colorize(self, image: np.ndarray, *, bgr: bool = False) -> np.ndarray:
+    def colorize(self, image: np.ndarray, *, bgr: bool = False, saturation: float | None = None) -> np.ndarray:
         """Colorize one picture held in memory.
 
         image: gray (H, W), gray+alpha (H, W, 2), colour (H, W, 3) or colour+alpha (H, W, 4);
             uint8, uint16, or float in [0, 1]. A colour picture counts as its luminance.
         bgr: channel order of colour inputs and of the result (True for OpenCV arrays); default RGB.
+        saturation: this call's colour strength; default the colorizer's.
         Returns (H, W, 3), or (H, W, 4) with the alpha kept, in the input's dtype (float -> float32).
         """
-        return self.colorize_batch([image], bgr=bgr)[0]
+        return self.colorize_batch([image], bgr=bgr, saturation=saturation)[0]
 
-    def colorize_batch(self, images: Sequence[np.ndarray], *, bgr: bool = False) -> list[np.ndarray]:
+    def colorize_batch(self, images: Sequence[np.ndarray], *, bgr: bool = False,
+                       saturation: float | None = None) -> list[np.ndarray]:
         """Colorize several pictures; same-shape network inputs share one inference (see colorize)."""
-        return self.colorize_prepared([self.prepare(image, bgr=bgr) for image in images], bgr=bgr)
+        return self.colorize_prepared([self.prepare(image, bgr=bgr) for image in images], bgr=bgr,
+                                      saturations=[saturation])[0]
 
-    def colorize_prepared(self, items: Sequence[Prepared], *, bgr: bool = False) -> list[np.ndarray]:
-        """Prepared pictures -> colorized ones; same-shape network inputs share one inference."""
-        results: list[np.ndarray | None] = [None] * len(items)
+    def colorize_prepared(self, items: Sequence[Prepared], *, bgr: bool = False,
+                          saturations: Sequence[float | None] = (None,)) -> list[list[np.ndarray]]:
+        """Prepared pictures -> their colorizations, one list per colour strength in `saturations`.
+
+        Same-shape network inputs share one inference; the network runs once per picture whatever
+        the number of strengths (evaluation scores several strengths from one prediction).
+        """
+        results: list[list[np.ndarray | None]] = [[None] * len(items) for _ in saturations]
         for group in preprocess.group_by_shape(items, self.batch_size):
             ab = self.predict(preprocess.stack([items[i] for i in group]))
             for row, i in enumerate(group):
-                results[i] = self.finish(items[i], ab[row], bgr=bgr)
+                for out, s in zip(results, saturations):
+                    out[i] = self.finish(items[i], ab[row], bgr=bgr, saturation=s)
         return results  # type: ignore[return-value]  # every slot is filled
 
     def colorize_folder(
@@ -191,7 +204,7 @@ class Colorizer:
             # CPU: one picture per core. Batching: enough pictures in flight to fill a batch while others decode.
             workers = max(cpu_count(), self.batch_size) if self.batch_size > 1 else cpu_count()
         if workers <= 0:
-            raise ValueError(f"workers must be positive, got {workers}")
+            raise ConfigError(f"workers must be positive, got {workers}")
         return self._run_folder(_chain(first, jobs), workers, overwrite)
 
     def _run_folder(self, jobs: Iterator[Job], workers: int, overwrite: bool) -> Iterator[FileResult]:
@@ -204,7 +217,7 @@ class Colorizer:
         steps = Steps(
             prepare=lambda image: self.prepare(image, bgr=True),
             infer=batcher.infer if batcher is not None else (lambda net: self.predict(net[None], session)[0]),
-            finish=lambda item, ab, dtype: self.finish(item, ab, dtype=dtype, bgr=True),
+            finish=lambda item, ab, dtype: self.finish(item, ab, dtype=dtype, bgr=True),  # at self.saturation
             worker_done=batcher.worker_finished if batcher is not None else (lambda: None),
         )
         try:
@@ -212,6 +225,12 @@ class Colorizer:
         finally:
             if batcher is not None:
                 batcher.close()
+
+
+def _check_saturation(value: float) -> float:
+    if not 0 <= value <= MAX_SATURATION:
+        raise ConfigError(f"saturation must be between 0 (gray) and {MAX_SATURATION}, got {value}")
+    return float(value)
 
 
 def _chain(first: Job | None, rest: Iterator[Job]) -> Iterator[Job]:

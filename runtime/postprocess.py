@@ -58,10 +58,12 @@ class _Upsampler:
 
 
 def compose(
-    l: np.ndarray, ab: np.ndarray, alpha: np.ndarray | None, dtype: np.dtype, *, bgr: bool = True
+    l: np.ndarray, ab: np.ndarray, alpha: np.ndarray | None, dtype: np.dtype, *, bgr: bool = True,
+    saturation: float = 1.0,
 ) -> np.ndarray:
     """Full-res L (H, W) + working-size ab (h, w, 2) in Lab units -> (H, W, 3|4) picture of `dtype`.
 
+    saturation scales the chroma at full resolution, gamut-safe above 1 (color.scale_chroma).
     dtype uint8/uint16: rounded integers; float32: [0, 1]. Alpha (H, W) is appended unchanged
     (converted between 8 and 16 bits if the result's depth differs from the alpha's).
     """
@@ -72,6 +74,7 @@ def compose(
     for y0 in range(0, height, rows):
         y1 = min(height, y0 + rows)
         lab = color.merge_l_ab(l[y0:y1], up.rows(y0, y1))  # (rows, W, 3) float32
+        color.scale_chroma(lab, saturation)
         if dtype == np.float32:
             out[y0:y1] = color.lab_to_rgb_float(lab, bgr=bgr)
         else:
@@ -94,6 +97,7 @@ def convert_depth(channel: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def colorize_prepared(l: np.ndarray, alpha: np.ndarray | None, dtype: np.dtype, ab_n: np.ndarray,
-                      crop: tuple[int, int], scaling: LabScaling, *, bgr: bool = True) -> np.ndarray:
+                      crop: tuple[int, int], scaling: LabScaling, *, bgr: bool = True,
+                      saturation: float = 1.0) -> np.ndarray:
     """One picture's network output (2, ph, pw) + its full-res L/alpha -> the coloured picture."""
-    return compose(l, ab_small(ab_n, crop, scaling), alpha, dtype, bgr=bgr)
+    return compose(l, ab_small(ab_n, crop, scaling), alpha, dtype, bgr=bgr, saturation=saturation)

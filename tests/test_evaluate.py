@@ -68,7 +68,7 @@ def test_eval_folder_end_to_end(models: dict[str, Path], photos: Path, tmp_path:
     # A stored per-picture score is what the public runtime API + metrics give for that picture.
     truth = result.data.pictures[2].rgb
     gray = grayscale_input(truth)
-    colorized = Colorizer(models["tiny"], "cpu", size=max(truth.shape[:2])).colorize(gray)
+    colorized = Colorizer(models["tiny"], "cpu").colorize(gray)
     assert result.models[1].per_image[2] == pytest.approx(metrics.score(colorized, truth), nan_ok=True)
     assert result.models[0].per_image[2] == pytest.approx(metrics.score(gray, truth), nan_ok=True)
 
@@ -93,6 +93,28 @@ def test_eval_folder_end_to_end(models: dict[str, Path], photos: Path, tmp_path:
     assert grid is not None
     # 4 columns of 128 px; a 20 px header, then 3 rows of (96 px picture + 16 px caption), 4 px gaps.
     assert grid.shape == (20 + 3 * (96 + 16) + 3 * 4, 4 * 128, 3)
+
+
+def test_eval_scores_exactly_what_the_folder_pipeline_writes(models: dict[str, Path], photos: Path,
+                                                              tmp_path: Path) -> None:
+    """`colorize eval` and `colorize PATH` are one path: the files written score exactly as eval says."""
+    data = load_dataset(photos, resize=40)  # 40 px: below the tiny model's 64, above its train_size 32
+    grays = tmp_path / "grays"
+    grays.mkdir()
+    for i, picture in enumerate(data.pictures):
+        cv2.imwrite(str(grays / f"{i:02d}.png"), cv2.cvtColor(grayscale_input(picture.rgb), cv2.COLOR_RGB2BGR))
+    result = evaluate([models["tiny"]], data, device="cpu", saturations=[1.0, 0.0])
+    assert [m.name for m in result.models] == [BASELINE, "tiny@1", "tiny@0"]
+    colorizer = Colorizer(models["tiny"], "cpu")
+    done = [r for r in colorizer.colorize_folder(grays, tmp_path / "out") if r.status == "done"]
+    assert len(done) == len(data.pictures)
+    for i, picture in enumerate(data.pictures):
+        written = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / f"{i:02d}.png")), cv2.COLOR_BGR2RGB)
+        assert metrics.score(written, picture.rgb) == result.models[1].per_image[i]
+        # Strength 0 gives the gray input back (within Lab round-trip rounding).
+        assert result.models[2].per_image[i]["ciede2000"] == pytest.approx(
+            result.models[0].per_image[i]["ciede2000"], abs=0.05)
+    assert result.models[1].saturation == 1.0 and result.models[2].saturation == 0.0
 
 
 def test_constant_model_known_values(models: dict[str, Path], tmp_path: Path) -> None:
@@ -129,7 +151,9 @@ def test_cifar_fixture_as_data(models: dict[str, Path], tmp_path: Path) -> None:
     for i, picture in enumerate(result.data.pictures):
         assert picture.name == f"{i:05d}_{cifar_fixture.LABEL_NAMES[labels[i]]}"
         assert np.array_equal(picture.rgb, expected[i])
-    assert result.models[1].size == "native, at most 64"  # 32x32 pictures are colorized at 32x32
+    assert result.models[1].size == "longer side 32..64 px"  # train_size .. inference_size
+    # 32x32 pictures are colorized at 32x32: between the two, so neither enlarged nor shrunk.
+    assert Colorizer(models["tiny"], "cpu").prepare(expected[0], bgr=False).crop == (32, 32)
     limited = evaluate([models["tiny"]], tmp_path / cifar_fixture.FOLDER, device="cpu", limit=2)
     assert len(limited.data.pictures) == 2
 

@@ -136,11 +136,16 @@ def test_settings_come_from_metadata_and_options_override(tmp_path: Path) -> Non
 # ----------------------------------------------------------------------------- pre-processing
 
 
-@pytest.mark.parametrize(("hw", "size", "expected"), [((1200, 1600), 256, (192, 256)), ((1600, 1200), 256, (256, 192)),
-                                                      ((100, 100), 64, (64, 64)), ((30, 20), 60, (60, 40)),
-                                                      ((10000, 10), 256, (256, 1))])
-def test_working_shape(hw: tuple[int, int], size: int, expected: tuple[int, int]) -> None:
-    assert preprocess.working_shape(*hw, size) == expected
+@pytest.mark.parametrize(("hw", "size", "min_size", "expected"), [
+    ((1200, 1600), 256, 128, (192, 256)), ((1600, 1200), 256, 128, (256, 192)), ((100, 100), 64, 0, (64, 64)),
+    ((30, 20), 60, 0, (30, 20)),  # smaller than the working size: kept, not enlarged
+    ((150, 137), 256, 128, (150, 137)),  # above the training crop size: kept
+    ((60, 90), 256, 128, (85, 128)),  # below it: enlarged to it
+    ((60, 90), 100, 128, (67, 100)),  # ... but never beyond the working size
+    ((10000, 10), 256, 128, (256, 1)),
+])
+def test_working_shape(hw: tuple[int, int], size: int, min_size: int, expected: tuple[int, int]) -> None:
+    assert preprocess.working_shape(*hw, size, min_size) == expected
 
 
 def test_network_input_is_normalised_and_reflect_padded() -> None:
