@@ -150,7 +150,7 @@ class _Constant(torch.nn.Module):
 def test_validation_scores_match_colorize_eval_definitions(photo_dir: Path) -> None:
     from labcolor.core import color, metrics
     from labcolor.trainer.data import FolderDataset, scan_images
-    from labcolor.trainer.train import evaluate
+    from labcolor.trainer.validation import evaluate
 
     ds = FolderDataset(scan_images(photo_dir).usable[:5], 32, train=False)
     l_n = torch.stack([ds[i][0] for i in range(5)])
