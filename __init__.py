@@ -7,7 +7,7 @@ Installed, the repository root is this package (pyproject.toml maps ``labcolor``
 * ``labcolor.evaluation``  scoring models through the runtime, reports
 * ``labcolor.trainer``     datasets, networks, the training loop (PyTorch)
 * ``labcolor.export``      checkpoint -> verified ONNX (PyTorch, onnx)
-* ``labcolor.cli``         the ``colorize`` command
+* ``labcolor.cli``         the ``colorize`` command (one module per command in ``labcolor.commands``)
 
 docs/ARCHITECTURE.md says which layer may import which. Importing this package imports nothing else.
 """

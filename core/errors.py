@@ -1,7 +1,7 @@
 """The one exception root of labcolor.
 
 Library code raises these (or subclasses defined next to the code that raises them); only the
-CLI turns them into a one-line message and an exit code, in one place (labcolor.cli.main).
+CLI turns them into a one-line message and an exit code, in one place (the app group in labcolor.cli).
 Each class also derives from the built-in type that fits, so `except ValueError` in an
 embedding app keeps working.
 """

@@ -1,4 +1,4 @@
-"""Tests of the `colorize PATH...` default command (cli.run_command and the routing in cli.main)."""
+"""Tests of the `colorize PATH...` default command (labcolor.commands.colorize and the routing in cli._route)."""
 
 from __future__ import annotations
 

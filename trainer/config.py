@@ -11,74 +11,101 @@ alone and `--resume` can refuse changes that would make it a different run.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Literal
+from dataclasses import asdict, dataclass, field, fields
+from typing import Literal, TypeVar
 
 from labcolor.core.errors import ConfigError
 from labcolor.trainer.specs import DiscriminatorSpec, GeneratorSpec
+
+T = TypeVar("T")
+
+# Help panels of `colorize train --help`, one per section below.
+DATA, GENERATOR, DISCRIMINATOR, LOSSES, OPTIMISATION, OUTPUT = (
+    "Data", "Generator (U-Net)", "Discriminator", "Losses", "Optimisation", "Output",
+)
+
+
+def option(default: T, help: str, panel: str, *, path: bool = False) -> T:
+    """A config field with its command-line help: `colorize train --<name>` is generated from it.
+
+    The field's name, type (Literal types become choices), default, `help` and `panel` make the
+    option (labcolor.commands.train), so adding an option is this one line. `path` marks a string
+    that names a file or folder (the option then reads and shows a path).
+    """
+    return field(default=default, metadata={"help": help, "panel": panel, "path": path})
 
 
 @dataclass
 class TrainConfig:
     # ---- data
-    data: str = "data/cifar10"  # folder of colour photos, CIFAR-10 archive, or its extracted folder
-    val: str | None = None  # validation photos; None: CIFAR test batch, or a held-out slice of a folder
-    dataset: Literal["auto", "cifar10", "folder"] = "auto"  # auto: CIFAR if the path looks like it
-    download: bool = False  # fetch CIFAR-10 into `data` (MD5-verified) if it is missing
-    size: int = 32  # training crop size in px (square); a multiple of 2**depth
-    crop_scale: float = 0.25  # random resized crop: smallest crop area as a fraction of the picture
-    flip: bool = True  # random horizontal flips
-    val_fraction: float = 0.05  # held out from a folder when no --val is given
-    val_max_images: int = 1000  # validation metrics on at most this many images per epoch
-    cache_mb: int = 2048  # keep decoded images in RAM when the set fits in this budget
-    workers: int = 2  # DataLoader worker processes (0: load in the main process)
+    data: str = option("data/cifar10", "Training pictures: a folder of colour photos (recursive), "
+                       "cifar-10-python.tar.gz, or the extracted cifar-10-batches-py folder.", DATA, path=True)
+    val: str | None = option(None, "Validation photos. Default: the CIFAR-10 test batch, or every 20th picture "
+                             "held out of --data.", DATA, path=True)
+    dataset: Literal["auto", "cifar10", "folder"] = option(
+        "auto", "auto, cifar10 or folder (auto: CIFAR-10 if --data looks like it).", DATA)
+    download: bool = option(False, "Download CIFAR-10 into --data (MD5-verified) if missing.", DATA)
+    size: int = option(32, "Training crop size in px; a multiple of 2**depth.", DATA)  # square crops
+    crop_scale: float = option(0.25, "Random resized crops keep at least this fraction of the area.", DATA)
+    flip: bool = option(True, "Random horizontal flips.", DATA)
+    val_fraction: float = option(0.05, "Fraction held out of a folder when --val is not given.", DATA)
+    val_max_images: int = option(1000, "Validation metrics use at most this many images.", DATA)  # per epoch
+    cache_mb: int = option(2048, "Keep decoded pictures in RAM when they fit in this many MB.", DATA)
+    workers: int = option(2, "DataLoader worker processes (0: main process).", DATA)
 
     # ---- generator (U-Net)
-    depth: int = 5  # stride-2 levels: 32 -> 1x1 bottleneck; 8 for 256px as in pix2pix
-    base_channels: int = 64  # width of the first level; doubles per level
-    max_channels: int = 512  # width cap of the deep levels
-    g_norm: Literal["batch", "instance", "none"] = "batch"
-    dropout: float = 0.5  # pix2pix dropout in the decoder levels next to the bottleneck (0 disables)
-    noise_channels: int = 0  # explicit noise input z: N(0,1) maps concatenated to L (0 disables)
+    depth: int = option(5, "U-Net levels (32 px -> 5 reaches 1x1; pix2pix uses 8 at 256 px).", GENERATOR)
+    base_channels: int = option(64, "Channels of the first level; doubles per level.", GENERATOR)
+    max_channels: int = option(512, "Channel cap of deep levels.", GENERATOR)
+    g_norm: Literal["batch", "instance", "none"] = option(
+        "batch", "Generator norm: batch, instance or none.", GENERATOR)
+    dropout: float = option(0.5, "pix2pix dropout near the bottleneck (0 disables).", GENERATOR)
+    noise_channels: int = option(0, "Explicit noise input z: N(0,1) maps fed with L (0 disables).", GENERATOR)
 
     # ---- discriminator
-    d_kind: Literal["patch", "global"] = "global"  # global: one logit per image; patch: PatchGAN
-    d_norm: Literal["batch", "instance", "spectral", "none"] = "batch"
-    d_base_channels: int = 64
-    d_layers: int = 3  # PatchGAN depth (3: 70x70 receptive field at 256px)
-    d_conditional: bool = True  # D sees L and ab (pix2pix) instead of ab alone
-    init_std: float | None = 0.02  # N(0, std) init of G and D; None keeps PyTorch's default init
+    d_kind: Literal["patch", "global"] = option(
+        "global", "global (one logit per image) or patch (PatchGAN).", DISCRIMINATOR)
+    d_norm: Literal["batch", "instance", "spectral", "none"] = option(
+        "batch", "batch, instance, spectral or none.", DISCRIMINATOR)
+    d_base_channels: int = option(64, "D's first-layer width.", DISCRIMINATOR)
+    d_layers: int = option(3, "PatchGAN layers (3: 70x70 patches).", DISCRIMINATOR)  # receptive field at 256 px
+    d_conditional: bool = option(True, "D sees L and ab (pix2pix) rather than ab alone.", DISCRIMINATOR)
+    # N(0, std) initialises G and D alike
+    init_std: float | None = option(0.02, "N(0, std) weight init; omit for PyTorch's default.", DISCRIMINATOR)
 
     # ---- losses
-    gan_loss: Literal["vanilla", "lsgan", "hinge"] = "vanilla"
-    adv_weight: float = 1.0  # 0 trains the plain L1 U-Net baseline (no discriminator at all)
-    l1_weight: float = 100.0  # pix2pix lambda
-    real_label: float = 0.9  # one-sided label smoothing of D's real target (1.0 disables)
+    gan_loss: Literal["vanilla", "lsgan", "hinge"] = option("vanilla", "vanilla (BCE), lsgan or hinge.", LOSSES)
+    # 0: no discriminator is built at all, nor trained
+    adv_weight: float = option(1.0, "Adversarial weight; 0 trains the L1-only U-Net baseline.", LOSSES)
+    l1_weight: float = option(100.0, "L1 weight (pix2pix lambda).", LOSSES)
+    real_label: float = option(0.9, "D's real target; 0.9 = one-sided label smoothing.", LOSSES)  # 1.0 disables
 
     # ---- weight averaging
     # Exponential moving average of G's weights per step (0 disables; 0.999 averages over about
     # 1000 steps). Validation, samples, best.pt and export use the average: it smooths the GAN's
     # step-to-step oscillation, which generalises better than the last step's weights.
-    ema: float = 0.0
+    ema: float = option(
+        0.0, "EMA decay of G's weights per step; validation and export use the average (0: off).", OPTIMISATION)
 
     # ---- optimisation
-    epochs: int = 200
-    batch_size: int = 128
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    lr_decay: Literal["none", "linear", "step"] = "none"
-    decay_start: int = 100  # linear: constant LR for this many epochs, then linearly to 0 at `epochs`
-    decay_every: int = 50  # step: multiply the LR by decay_gamma every this many epochs
-    decay_gamma: float = 0.5
-    amp: bool = True  # mixed precision, used on CUDA only
-    device: str = "auto"  # auto: cuda > mps > cpu; or an explicit torch device string
-    seed: int = 0
+    epochs: int = option(200, "Epochs in total (also when resuming).", OPTIMISATION)
+    batch_size: int = option(128, "Images per step.", OPTIMISATION)
+    lr_g: float = option(2e-4, "Generator learning rate.", OPTIMISATION)
+    lr_d: float = option(2e-4, "Discriminator learning rate.", OPTIMISATION)
+    beta1: float = option(0.5, "Adam beta1.", OPTIMISATION)
+    beta2: float = option(0.999, "Adam beta2.", OPTIMISATION)
+    lr_decay: Literal["none", "linear", "step"] = option("none", "none, linear or step.", OPTIMISATION)
+    decay_start: int = option(100, "linear: epochs at full LR before decaying to 0.", OPTIMISATION)
+    decay_every: int = option(50, "step: epochs between LR drops.", OPTIMISATION)
+    decay_gamma: float = option(0.5, "step: LR multiplier per drop.", OPTIMISATION)
+    amp: bool = option(True, "Mixed precision (CUDA only).", OPTIMISATION)  # ignored on other devices
+    device: str = option("auto", "auto (cuda > mps > cpu), or e.g. cpu, cuda, cuda:1.", OPTIMISATION)
+    seed: int = option(0, "Seed of weights, order and augmentation.", OPTIMISATION)
 
     # ---- output
-    out: str = "runs/cifar10"  # checkpoint.pt, metrics.jsonl and samples/ go here
-    sample_count: int = 8  # validation images shown in each epoch's sample grid
+    # checkpoint.pt, metrics.jsonl and samples/ go here (the command line derives it from --data and --size)
+    out: str = option("runs/cifar10", "Run folder.", OUTPUT, path=True)
+    sample_count: int = option(8, "Pictures in each epoch's sample grid.", OUTPUT)  # validation pictures
 
     def __post_init__(self) -> None:
         self.validate()

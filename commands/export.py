@@ -1,0 +1,72 @@
+"""`colorize export`: a checkpoint's generator -> a checked, self-describing ONNX model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+import labcolor.export as defaults  # torch-free package root: only the defaults shown in --help
+from labcolor.commands._common import err
+from labcolor.core.errors import ConfigError
+
+
+def export_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A labcolor checkpoint.pt written by `colorize train`.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o",
+                     help="The .onnx file to write. Default: model[-fp16|-int8].onnx beside CHECKPOINT."),
+    ] = None,
+    fp16: Annotated[
+        bool, typer.Option("--fp16", help="float16 weights and compute (inputs/outputs stay float32).")
+    ] = False,
+    int8: Annotated[
+        bool,
+        typer.Option("--int8", help="int8 static quantization (onnxruntime QDQ), refused if its ab error is too "
+                     "large."),
+    ] = False,
+    opset: Annotated[int, typer.Option(help="ONNX opset (17 or newer).")] = defaults.DEFAULT_OPSET,
+    inference_size: Annotated[
+        int | None,
+        typer.Option(help="Recommended working size in px recorded in the model. Default: max(256, training size)."),
+    ] = None,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="Folder of pictures for int8 calibration and parity checks. Default: synthetic pictures."),
+    ] = None,
+    int8_max_error: Annotated[
+        float, typer.Option(help="--int8: refuse when the mean ab error vs PyTorch exceeds this (Lab units).")
+    ] = defaults.INT8_MAX_MEAN_AB,
+    int8_float_levels: Annotated[
+        int | None,
+        typer.Option(help="--int8: outermost decoder levels kept in float. Default: the fewest that meet the bound."),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="--int8: write the model even when its error exceeds the bound.")] = False,
+) -> None:
+    """Export a checkpoint's generator to a checked, self-describing ONNX model.
+
+    Dynamic batch, height and width (multiples of the model's size multiple). Before anything is written: onnx.checker
+    full check and onnxruntime vs PyTorch parity on random and photo-like inputs at several sizes and two batch sizes.
+    """
+    from labcolor.export.exporter import export_generator
+
+    if fp16 and int8:
+        raise ConfigError("--fp16 and --int8 exclude each other")
+    precision = "fp16" if fp16 else "int8" if int8 else "fp32"
+    if out is None:
+        out = checkpoint.parent / ("model.onnx" if precision == "fp32" else f"model-{precision}.onnx")
+    report = export_generator(
+        checkpoint,
+        out,
+        opset=opset,
+        precision=precision,
+        inference_size=inference_size,
+        calibration=calibration,
+        int8_max_error=int8_max_error,
+        int8_float_levels=int8_float_levels,
+        force=force,
+    )
+    for line in report.lines():
+        err.print(line, highlight=False, markup=False, soft_wrap=True)
