@@ -58,8 +58,15 @@ def run_command(
     ] = None,
     size: Annotated[
         int | None,
-        typer.Option(help="Working size in px (longer side) the network sees; the result keeps full resolution. "
-                     "Default: the model's inference_size.", rich_help_panel=_MODEL),
+        typer.Option(help="Largest working size in px (longer side) the network sees; the result keeps full "
+                     "resolution. Default: the model's inference_size. Smaller pictures are not enlarged beyond "
+                     "their own size, except up to the model's training crop size.", rich_help_panel=_MODEL),
+    ] = None,
+    saturation: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Colour strength: 0 gray, 1 the model's own colours, above 1 stronger (chroma "
+                     "stops at the sRGB gamut, hues kept). Default: the strength the model was tuned for.",
+                     rich_help_panel=_MODEL),
     ] = None,
     device: Annotated[
         str, typer.Option(help="auto (CUDA if it really loads, else CPU), cpu, cuda or cuda:N.",
@@ -98,13 +105,13 @@ def run_command(
     if fmt is not None:
         output_suffix("", fmt)  # refuses an unknown format before any work
     total = count_jobs(paths, output, fmt)
-    colorizer = Colorizer(model, device, size=size, threads=threads, batch_size=batch_size)
+    colorizer = Colorizer(model, device, size=size, threads=threads, batch_size=batch_size, saturation=saturation)
     if total == 0:
         err.print("no pictures found (folders are searched for known picture extensions)", highlight=False)
         return
     logging.getLogger("labcolor").info(
-        "%d picture(s), model %s, %s, working size %d, batch %d",
-        total, colorizer.model_path.name, colorizer.device, colorizer.size, colorizer.batch_size,
+        "%d picture(s), model %s, %s, working size %d, batch %d, saturation %g",
+        total, colorizer.model_path.name, colorizer.device, colorizer.size, colorizer.batch_size, colorizer.saturation,
     )
 
     summary = Summary()

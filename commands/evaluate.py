@@ -9,8 +9,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from labcolor.commands._common import err, progress_bar, require_positive
+from labcolor.core.errors import ConfigError
 
 _DATA, _MODELS, _OUTPUT = "Data", "Models", "Output"
+
+
+def parse_strengths(text: str) -> list[float]:
+    """'0,0.5,1' -> [0.0, 0.5, 1.0]; a ConfigError names what could not be read."""
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--saturation: expected numbers separated by commas, got {text!r}") from None
 
 
 def eval_command(
@@ -33,8 +42,14 @@ def eval_command(
     ] = None,
     size: Annotated[
         int | None,
-        typer.Option(help="Working size (px) the network sees. Default: each picture's longer side, at most the "
-                     "model's inference_size (no upscaling: CIFAR-10 is colorized at 32 px).",
+        typer.Option(help="Largest working size (px, longer side) the network sees, as `colorize --size`. Default: "
+                     "the model's inference_size. Pictures are colorized exactly as `colorize PATH` does.",
+                     rich_help_panel=_MODELS),
+    ] = None,
+    saturation: Annotated[
+        str | None,
+        typer.Option(help="Colour strengths to score, comma-separated (e.g. 0,0.5,1,1.5): one row per model and "
+                     "strength, from one prediction. Default: each model's own (its metadata).",
                      rich_help_panel=_MODELS),
     ] = None,
     device: Annotated[
@@ -69,6 +84,7 @@ def eval_command(
     """
     from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from labcolor.evaluation.evaluate import evaluate
@@ -86,6 +102,7 @@ def eval_command(
             bar.update(tasks[stage], completed=done)
 
         result = evaluate(models, data, device=device, size=size, batch_size=batch_size, limit=limit,
+                          saturations=parse_strengths(saturation) if saturation else None,
                           resize=resize, rank_by=rank_by, report_images=report_images,
                           grid_images=grid_images, progress=progress)
         paths = write_outputs(result, out)
@@ -94,8 +111,8 @@ def eval_command(
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for i, header in enumerate(SUMMARY_HEADERS):
         table.add_column(header, justify="left" if i == 0 else "right", no_wrap=True)
-    for row in summary_rows(result, markup=True):
-        table.add_row(*row)
+    for row in summary_rows(result):
+        table.add_row(*(f"[bold green]{escape(text)}[/]" if best else escape(text) for text, best in row))
     Console().print(table)  # the result: stdout
     for name, reason in d.skipped:
         err.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False, soft_wrap=True)

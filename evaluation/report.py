@@ -47,17 +47,19 @@ def _best(values: list[float | None], better: str) -> float | None:
     return min(finite, key=lambda v: abs(v - 1.0))
 
 
-def summary_rows(result: EvalResult, *, markup: bool = False) -> list[list[str]]:
-    """One row of text per model (baseline first), matching SUMMARY_HEADERS; best values in rich bold if markup."""
-    rows = [[m.name] for m in result.models]
+def summary_rows(result: EvalResult) -> list[list[tuple[str, bool]]]:
+    """One row per model (baseline first), matching SUMMARY_HEADERS: (text, is the column's best) per cell.
+
+    Presentation (bold, colour) is the caller's: the CLI's table, Markdown in scripts.
+    """
+    rows: list[list[tuple[str, bool]]] = [[(m.name, False)] for m in result.models]
     for metric in metrics.METRICS:
         values = [m.aggregate.get(metric.key) for m in result.models]
         best = _best(values, metric.better)
         for row, value in zip(rows, values):
-            text = _fmt(value, metric.fmt)
-            row.append(f"[bold green]{text}[/]" if markup and value is not None and value == best else text)
+            row.append((_fmt(value, metric.fmt), value is not None and value == best))
     for row, m in zip(rows, result.models):
-        row.append(_fmt(m.images_per_s, ".1f"))
+        row.append((_fmt(m.images_per_s, ".1f"), False))
     return rows
 
 

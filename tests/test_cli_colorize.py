@@ -143,3 +143,16 @@ def test_shipped_model_is_the_default(tiny: Path, tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(colorizer, "DEFAULT_MODEL", tmp_path / "absent.onnx")
     result = invoke(str(tmp_path / "p"), "--overwrite")
     assert result.exit_code == 2 and "no default model" in result.output
+
+
+def test_saturation_zero_gives_gray_pictures(tiny: Path, tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    photos = tmp_path / "p"
+    fx.write(photos / "a.png", fx.photo(40, 60, channels=3))
+    result = invoke(str(photos), "-m", str(tiny), "--saturation", "0", "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    out = cv2.imread(str(tmp_path / "out" / "a.png"))
+    assert np.abs(out.astype(int) - out[..., :1]).max() <= 1  # every channel equal: gray
+    assert invoke(str(photos), "-m", str(tiny), "--saturation", "-1").exit_code == 2

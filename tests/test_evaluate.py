@@ -185,6 +185,14 @@ def test_cli_eval(models: dict[str, Path], photos: Path, tmp_path: Path) -> None
     assert missing.exit_code == 2 and "model file not found" in missing.output
     bad = runner.invoke(cli.app, ["eval", str(models["tiny"]), "--data", str(photos), "--rank-by", "speed"])
     assert bad.exit_code == 2 and "unknown metric" in bad.output
+    strengths = runner.invoke(cli.app, ["eval", str(models["tiny"]), "--data", str(photos), "-o", str(out),
+                                        "--device", "cpu", "--saturation", "0,1.5"])
+    assert strengths.exit_code == 0, strengths.output
+    saved = json.loads((out / "metrics.json").read_text())
+    assert [m["name"] for m in saved["models"]] == [BASELINE, "tiny@0", "tiny@1.5"]
+    assert [m["saturation"] for m in saved["models"]] == [None, 0.0, 1.5]
+    typo = runner.invoke(cli.app, ["eval", str(models["tiny"]), "--data", str(photos), "--saturation", "1;2"])
+    assert typo.exit_code == 2 and "--saturation" in typo.output
 
 
 def test_evaluation_code_never_imports_torch() -> None:
