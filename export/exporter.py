@@ -7,25 +7,8 @@ PyTorch on random and photo-like inputs at several sizes and two batch sizes), o
 converts it to fp16 or int8 and checks that too, then writes the exact bytes it checked,
 atomically. Nothing is written when a check fails.
 
-Exactly-equivalent rewrites made before export (each one verified by the parity check):
-
-* noise channel: in eval mode z is zeros, and a convolution over [L, 0] equals the same
-  convolution with the z input channels of its kernel dropped. Dropping them removes the
-  Shape/ConstantOfShape/Concat ops that built the zeros, which OpenCV DNN cannot run.
-* int8 only: each ConvTranspose(4x4, stride 2, pad 1) becomes Conv(3x3, pad 1) with 4x the
-  output channels + DepthToSpace (PixelShuffle): the four output phases of a stride-2
-  transposed convolution are four 2x2 convolutions of the input. onnxruntime has fast
-  int8 kernels for Conv but not for ConvTranspose, so this makes the decoder quantizable
-  (BatchNorm is folded into the ConvTranspose first, as it cannot be folded through
-  DepthToSpace). In fp32 it only costs time (2.25x the multiply-adds), so fp32 and fp16
-  keep ConvTranspose, and so do the decoder levels that int8 keeps in float.
-
-int8 and the output side of the decoder: measured on a model trained on photos, quantizing
-the two outermost decoder levels cost ~1.5 of the ~1.9 Lab units of mean ab error (their
-activations are heavy-tailed: max ~60 for a std ~3.5), while every other layer cost < 0.15.
-So int8 export tries 0, 1, 2, 3, ... outermost decoder levels kept in float (as
-ConvTranspose) and keeps the first that meets the error bound; the speed-up over fp32 on
-CPU stayed 1.5-2x with up to 3 levels in float.
+The generator is made deployable first (export.deploy: exactly-equivalent rewrites, and for
+int8 the quantizable decoder and the search over levels kept in float).
 """
 
 from __future__ import annotations
@@ -34,11 +17,9 @@ import contextlib
 import copy
 import dataclasses
 import logging
-import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -47,19 +28,26 @@ import onnx
 import torch
 from torch import nn
 
-from labcolor.export import DEFAULT_OPSET, INT8_MAX_MEAN_AB, ExportError, verify
-from labcolor import __version__ as labcolor_version
 from labcolor.core import color
 from labcolor.core.imageio import write_atomic
-from labcolor.core.metadata import METADATA_KEY, PRECISIONS, ModelMetadata
+from labcolor.core.metadata import PRECISIONS, ModelMetadata
+from labcolor.export import DEFAULT_OPSET, INT8_MAX_MEAN_AB, ExportError, verify
+from labcolor.export.deploy import deployable, float_level_plan
+from labcolor.export.describe import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    build_metadata,
+    default_inference_size,
+    json_safe,
+    set_metadata,
+)
+from labcolor.runtime.preprocess import round_up
 from labcolor.trainer.checkpoint import CheckpointError, load_generator
-from labcolor.trainer.networks import UNetBlock, UNetGenerator, count_parameters
+from labcolor.trainer.networks import UNetGenerator, count_parameters
 
 log = logging.getLogger(__name__)
 
 MIN_OPSET = 17  # the oldest opset offered and tested
-INPUT_NAME = "L"
-OUTPUT_NAME = "ab"
 
 # Tolerances, all on |ab_n| (network units; x 110 for Lab units).
 FP32_TOLERANCE = 1e-4  # measured <= ~1e-6; 1e-4 leaves room for other CPUs' kernels
@@ -122,187 +110,7 @@ class ExportReport:
         return out
 
 
-# --------------------------------------------------------------------- graph rewrites
-
-
-class PhaseConvTranspose(nn.Sequential):
-    """ConvTranspose2d(k=4, s=2, p=1) as Conv2d(3x3, pad 1, 4 * C_out) + PixelShuffle(2): the same function.
-
-    Output pixel (2j + a, 2l + b) of the transposed conv only sees inputs j + dy, l + dx
-    with kernel tap (a + 1 - 2 dy, b + 1 - 2 dx), for dy, dx in {-1, 0, 1} where the tap
-    is inside 0..3. Phase (a, b) of output channel c becomes conv channel 4c + 2a + b,
-    which is where PixelShuffle(2) (ONNX DepthToSpace, CRD mode) takes it from.
-    """
-
-    def __init__(self, convt: nn.ConvTranspose2d) -> None:
-        if (
-            convt.kernel_size != (4, 4) or convt.stride != (2, 2) or convt.padding != (1, 1)
-            or convt.output_padding != (0, 0) or convt.dilation != (1, 1) or convt.groups != 1
-        ):
-            raise ExportError(f"cannot rewrite {convt}: only ConvTranspose2d(4, 2, 1) is supported")
-        cin, cout = convt.in_channels, convt.out_channels
-        w = convt.weight.detach()  # (cin, cout, 4, 4)
-        k = torch.zeros(cout, 2, 2, cin, 3, 3, dtype=w.dtype)
-        for a in (0, 1):
-            for dy in (-1, 0, 1):
-                ky = a + 1 - 2 * dy
-                if not 0 <= ky <= 3:
-                    continue
-                for b in (0, 1):
-                    for dx in (-1, 0, 1):
-                        kx = b + 1 - 2 * dx
-                        if 0 <= kx <= 3:
-                            k[:, a, b, :, dy + 1, dx + 1] = w[:, :, ky, kx].T
-        conv = nn.Conv2d(cin, 4 * cout, 3, 1, 1, bias=True)
-        bias = convt.bias.detach() if convt.bias is not None else torch.zeros(cout, dtype=w.dtype)
-        with torch.no_grad():
-            conv.weight.copy_(k.reshape(4 * cout, cin, 3, 3))
-            conv.bias.copy_(bias.repeat_interleave(4))
-        super().__init__(conv, nn.PixelShuffle(2))
-
-
-def _rewrite_transposed_convs(body: nn.Module, *, float_levels: int = 0) -> int:
-    """Make each decoder ConvTranspose a PhaseConvTranspose (BatchNorm after it folded in first), except in the
-    `float_levels` outermost U-Net levels; returns how many were rewritten."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    blocks = [m for m in body.modules() if isinstance(m, UNetBlock)]  # pre-order: outermost level first
-    count = 0
-    for block in blocks[float_levels:]:
-        seq = block.model
-        for i, layer in enumerate(list(seq)):
-            if not isinstance(layer, nn.ConvTranspose2d):
-                continue
-            if i + 1 < len(seq) and isinstance(seq[i + 1], nn.BatchNorm2d):
-                layer = fuse_conv_bn_eval(layer, seq[i + 1], transpose=True)
-                seq[i + 1] = nn.Identity()
-            seq[i] = PhaseConvTranspose(layer)
-            count += 1
-    return count
-
-
-class _LOnly(nn.Module):
-    """The deployed function: L_n -> ab_n, one input, nothing random."""
-
-    def __init__(self, body: nn.Module) -> None:
-        super().__init__()
-        self.body = body
-
-    def forward(self, L: torch.Tensor) -> torch.Tensor:  # the argument name L becomes the ONNX input name
-        return self.body(L)
-
-
-def deployable(generator: UNetGenerator, *, quantizable: bool = False, float_levels: int = 0) -> nn.Module:
-    """A copy of `generator` (eval mode) as an L -> ab module, with the rewrites described in the module docstring.
-
-    quantizable: rewrite the decoder's ConvTransposes as Conv + DepthToSpace, except in the
-    `float_levels` outermost levels (which int8 leaves in float).
-    """
-    g = copy.deepcopy(generator).eval()
-    spec = g.spec
-    body = g.model  # the outermost UNetBlock: what forward() calls after adding z
-    if spec.noise_channels:
-        first = body.model[0]
-        if not isinstance(first, nn.Conv2d) or first.in_channels != spec.in_channels + spec.noise_channels:
-            raise ExportError(f"unexpected first layer {first} for a generator with {spec.noise_channels} noise channels")
-        sliced = nn.Conv2d(spec.in_channels, first.out_channels, first.kernel_size, first.stride, first.padding,
-                           bias=first.bias is not None)
-        with torch.no_grad():
-            sliced.weight.copy_(first.weight[:, : spec.in_channels])
-            if first.bias is not None:
-                sliced.bias.copy_(first.bias)
-        body.model[0] = sliced
-    if quantizable:
-        n = _rewrite_transposed_convs(body, float_levels=float_levels)
-        log.debug("rewrote %d ConvTranspose layers as Conv + DepthToSpace", n)
-    return _LOnly(body).eval()
-
-
-def float_level_plan(depth: int, requested: int | None = None) -> list[int]:
-    """How many outermost decoder levels int8 keeps in float, in the order they are tried."""
-    if requested is not None:
-        if not 0 <= requested <= depth:
-            raise ExportError(f"int8 float levels must be in 0..{depth} for this generator, got {requested}")
-        return [requested]
-    return sorted({k for k in (0, 1, 2, 3) if k <= depth} | {depth})
-
-
 # --------------------------------------------------------------------------- export
-
-
-def default_inference_size(train_size: int, size_multiple: int) -> int:
-    """A working size for photos: at least 256 px and the training size, rounded up to the size multiple."""
-    s = max(256, train_size)
-    return -(-s // size_multiple) * size_multiple
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN/inf -> None, tuples -> lists: metadata must be strict JSON that every language's parser reads."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
-def build_metadata(
-    ckpt: dict[str, Any], *, inference_size: int, precision: str, opset: int
-) -> ModelMetadata:
-    """The model's self-description, from the checkpoint alone."""
-    cfg = ckpt["config"]
-    spec = ckpt["generator"]["spec"]
-    size_multiple = 2 ** int(spec["depth"])
-    metrics = ckpt.get("metrics") or {}
-    disc = ckpt.get("discriminator")
-    training = {
-        "dataset": ckpt.get("data"),
-        "epochs": ckpt.get("epoch"),
-        "epochs_planned": cfg.get("epochs"),
-        "steps": ckpt.get("step"),
-        # The epoch with the lowest validation ΔE00 up to this checkpoint; equal to "epochs" for a best.pt,
-        # which is how a reader tells a model picked on validation from the last epoch of its run.
-        "best": ckpt.get("best"),
-        "losses": {
-            "gan_loss": cfg.get("gan_loss"),
-            "adv_weight": cfg.get("adv_weight"),
-            "l1_weight": cfg.get("l1_weight"),
-            "real_label": cfg.get("real_label"),
-            "adversarial": bool(cfg.get("adv_weight", 0) > 0),
-        },
-        "config": cfg,
-        "metrics": metrics,
-        "generator": spec,
-        "discriminator": disc["spec"] if disc else None,
-        "trained_at": metrics.get("time"),
-        # Set by `colorize recalibrate` (trainer.recalibrate): BatchNorm statistics re-estimated after training.
-        "bn_recalibration": ckpt.get("bn_recalibration"),
-        "trained_with_labcolor": ckpt.get("labcolor_version"),
-        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "labcolor_version": labcolor_version,
-        "exporter": {
-            "torch": torch.__version__.split("+")[0],
-            "onnx": onnx.__version__,
-            "onnxruntime": _onnxruntime_version(),
-            "opset": opset,
-        },
-    }
-    return ModelMetadata(
-        size_multiple=size_multiple,
-        train_size=int(cfg["size"]),
-        inference_size=int(inference_size),
-        precision=precision,
-        training=_json_safe(training),
-    )
-
-
-def _onnxruntime_version() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__
 
 
 def _torch_export(module: nn.Module, size_multiple: int, opset: int) -> onnx.ModelProto:
@@ -371,22 +179,6 @@ def _tidy(model: onnx.ModelProto) -> None:
         del init.metadata_props[:]
     del model.graph.metadata_props[:]
     del model.metadata_props[:]
-
-
-def set_metadata(model: onnx.ModelProto, metadata: ModelMetadata) -> None:
-    """One labcolor JSON entry in metadata_props (replacing any earlier one) and a human-readable doc string."""
-    for i in reversed(range(len(model.metadata_props))):
-        if model.metadata_props[i].key == METADATA_KEY:
-            del model.metadata_props[i]
-    onnx.helper.set_model_props(model, {METADATA_KEY: metadata.to_json()})
-    model.producer_name = "labcolor"
-    model.producer_version = labcolor_version
-    model.doc_string = (
-        f"labcolor colorization generator ({metadata.precision}): input {INPUT_NAME} (N, 1, H, W) float32 = "
-        f"(L - {metadata.scaling.l_center}) / {metadata.scaling.l_scale}; output {OUTPUT_NAME} (N, 2, H, W) float32 "
-        f"= ab / {metadata.scaling.ab_scale}; H, W multiples of {metadata.size_multiple}. "
-        f"Full description: metadata_props['{METADATA_KEY}']."
-    )
 
 
 def check_graph(model: onnx.ModelProto | bytes, what: str) -> None:
@@ -530,7 +322,7 @@ def export_generator(
     else:
         from labcolor.export.quantize import to_int8
 
-        cal_size = calibration_size or min(-(-max(256, 2 * m) // m) * m, max(inference_size, 2 * m))
+        cal_size = calibration_size or min(round_up(max(256, 2 * m), m), max(inference_size, 2 * m))
         used = sum(len(l_n) for kind, l_n in batches if kind == "photos")
         cal = _calibration_batches(calibration, calibration_count, cal_size, skip=used)
         # Quantization error is judged on photo inputs only (random L is not what the model sees),
@@ -624,4 +416,4 @@ def _with_verification(
     }
     if float_levels is not None:
         exporter["int8_float_decoder_levels"] = float_levels
-    return dataclasses.replace(metadata, training=_json_safe(training))
+    return dataclasses.replace(metadata, training=json_safe(training))

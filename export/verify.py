@@ -22,16 +22,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from labcolor.export import ExportError
 from labcolor.core import color
+from labcolor.core.errors import ModelError
 from labcolor.core.imageio import INPUT_SUFFIXES
+from labcolor.export import ExportError
 from labcolor.runtime.jobs import walk_pictures
+from labcolor.runtime.preprocess import round_up
+from labcolor.runtime.session import CPU, open_session
 from labcolor.trainer.data import decode_bgr
 
 log = logging.getLogger(__name__)
 
 Runner = Callable[[np.ndarray], np.ndarray]  # L_n (N, 1, H, W) float32 -> ab_n (N, 2, H, W) float32
-
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -125,7 +127,7 @@ def parity_shapes(size_multiple: int, inference_size: int) -> list[tuple[int, in
     it is where a graph specialised to its dummy input would break first.
     """
     m = size_multiple
-    s = -(-inference_size // m) * m  # the recommended size rounded up to a valid one
+    s = round_up(inference_size, m)  # the recommended size rounded up to a valid one
     shapes = [(2, 2 * m, 2 * m), (1, m, 3 * m), (1, s, s)]
     if len({(h, w) for _, h, w in shapes}) < 3:
         shapes.append((2, 3 * m, 2 * m))
@@ -265,15 +267,10 @@ def compare(
 
 def ort_runner(model: bytes | Path) -> Runner:
     """An onnxruntime CPU session as a Runner (CPU: the provider every machine has, and the reference one)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    source = str(model) if isinstance(model, Path) else model
     try:
-        session = ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own exception types for graphs it cannot load
-        raise ExportError(f"onnxruntime cannot load the exported graph: {exc}") from exc
+        session = open_session(model, [CPU])
+    except ModelError as exc:  # its cause is onnxruntime's own message, which is what the exporter reports
+        raise ExportError(f"onnxruntime cannot load the exported graph: {exc.__cause__ or exc}") from exc
     name = session.get_inputs()[0].name
 
     def run(l_n: np.ndarray) -> np.ndarray:

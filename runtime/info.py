@@ -7,8 +7,6 @@ count need the `onnx` package and are left out (with a note) when it is not inst
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import math
 import re
@@ -20,11 +18,11 @@ import numpy as np
 
 from labcolor.core.errors import ModelError
 from labcolor.core.metadata import METADATA_KEY, MetadataError, ModelMetadata
+from labcolor.runtime.session import CPU, open_session, quiet_onnxruntime
 
 log = logging.getLogger(__name__)
 
 NO_ONNX_NOTE = "install labcolor[train] (the onnx package) for opset/parameters"
-_ORT_DEFAULT_SEVERITY = 2  # onnxruntime's default logger level (warning); restored after probing
 
 
 class ModelFileError(ModelError):
@@ -164,20 +162,6 @@ def json_metadata(metadata: ModelMetadata) -> dict[str, Any]:
     return json.loads(metadata.to_json())
 
 
-@contextlib.contextmanager
-def _quiet_onnxruntime():
-    """Probing a provider that is listed but cannot load (CUDA without its libraries) makes onnxruntime log
-    errors through its C++ logger and print a fallback banner; neither is news to someone asking."""
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(4)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        ort.set_default_logger_severity(_ORT_DEFAULT_SEVERITY)
-
-
 def _ort_reason(exc: Exception) -> str:
     """onnxruntime's message without its '[ONNXRuntimeError] : 7 : INVALID_PROTOBUF : Load model from P failed:' prefix."""
     text = " ".join(str(exc).split()) or exc.__class__.__name__
@@ -187,14 +171,6 @@ def _ort_reason(exc: Exception) -> str:
     text = re.sub(r"/onnxruntime_src/\S+ ", "", text)
     text = re.sub(r"\bonnxruntime::[\w:~]+\([^()]*\)\s*", "", text)
     return text[:300]
-
-
-def _session(path: Path, providers: list[str]):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 4
-    return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
 
 
 def check_providers(path: Path, metadata: ModelMetadata, input_name: str) -> list[ProviderCheck]:
@@ -208,16 +184,19 @@ def check_providers(path: Path, metadata: ModelMetadata, input_name: str) -> lis
     checks = []
     for name in ort.get_available_providers():
         try:
-            with _quiet_onnxruntime():
-                sess = _session(path, [name])
-                used = sess.get_providers()
-                if name not in used:
-                    checks.append(ProviderCheck(name, False, f"listed, but cannot load here; falls back to {used[0]}"))
-                    continue
+            # Quiet: a provider that is listed but cannot load (CUDA without its libraries) makes onnxruntime
+            # log errors and print a fallback banner; neither is news to someone asking, the reason is reported.
+            sess = open_session(path, [name], quiet=True)
+            used = sess.get_providers()
+            if name not in used:
+                checks.append(ProviderCheck(name, False, f"listed, but cannot load here; falls back to {used[0]}"))
+                continue
+            with quiet_onnxruntime():
                 sess.run(None, {input_name: probe})
             checks.append(ProviderCheck(name, True, "ran a test inference"))
         except Exception as exc:  # a provider failing in any way means: not usable for this model here
-            checks.append(ProviderCheck(name, False, _ort_reason(exc)[:160]))
+            # ModelError from open_session carries onnxruntime's own exception as its cause.
+            checks.append(ProviderCheck(name, False, _ort_reason(exc.__cause__ or exc)[:160]))
     return checks
 
 
@@ -241,10 +220,9 @@ def inspect_model(path: Path, *, providers: bool = True) -> ModelInfo:
     if not path.is_file():
         raise ModelFileError(f"{path}: no such file")
     try:
-        with _quiet_onnxruntime():
-            sess = _session(path, ["CPUExecutionProvider"])
-    except Exception as exc:  # InvalidProtobuf, Fail, InvalidGraph...: all mean the same here
-        raise ModelFileError(f"{path}: not a loadable ONNX model ({_ort_reason(exc)})") from exc
+        sess = open_session(path, [CPU], quiet=True)  # the reason goes into our error, not onto stderr
+    except ModelError as exc:  # InvalidProtobuf, Fail, InvalidGraph...: all mean the same here
+        raise ModelFileError(f"{path}: not a loadable ONNX model ({_ort_reason(exc.__cause__ or exc)})") from exc
     inputs = [TensorInfo(i.name, i.type, list(i.shape)) for i in sess.get_inputs()]
     outputs = [TensorInfo(o.name, o.type, list(o.shape)) for o in sess.get_outputs()]
     meta = sess.get_modelmeta()

@@ -8,7 +8,6 @@ All Lab maths goes through runtime.color with the scaling the model's metadata r
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
@@ -126,9 +125,14 @@ def working_shape(height: int, width: int, size: int, min_size: int = 0) -> tupl
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def round_up(value: int, multiple: int) -> int:
+    """The smallest multiple of `multiple` that is >= value (a model's size_multiple, for sizes and pads)."""
+    return -(-value // multiple) * multiple
+
+
 def padded_shape(h: int, w: int, multiple: int) -> tuple[int, int]:
     """(h, w) rounded up to multiples of `multiple`, the model's size_multiple."""
-    return math.ceil(h / multiple) * multiple, math.ceil(w / multiple) * multiple
+    return round_up(h, multiple), round_up(w, multiple)
 
 
 def network_input(pixels: np.ndarray, size: int, multiple: int, scaling: LabScaling, *,

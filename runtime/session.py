@@ -1,4 +1,9 @@
-"""onnxruntime sessions: provider choice (auto / cpu / cuda[:N]) and thread settings.
+"""onnxruntime sessions: the one place labcolor creates an InferenceSession.
+
+`open_session` makes every session (the runtime's, the exporter's parity checks, `colorize
+info`'s inspection and provider probe): a model file or the bytes of one, an explicit provider
+list, threads, log severity, and optionally total quiet. `create_session` adds the user-facing
+device choice (auto / cpu / cuda[:N]) on top of it.
 
 onnxruntime-gpu *lists* CUDAExecutionProvider even where CUDA cannot load (no GPU, no
 CUDA/cuDNN libraries); asking for it then prints a red error and silently falls back to
@@ -9,10 +14,14 @@ DeviceError when it does not.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import onnxruntime as ort
 
@@ -27,6 +36,9 @@ DEVICES_HELP = "auto, cpu, cuda or cuda:N"
 _ORT_ERROR = 3  # ORT severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
 _ORT_FATAL = 4
 _ORT_DEFAULT = 2
+
+# An execution provider as onnxruntime takes it: a name, or (name, provider options).
+Provider = str | tuple[str, dict[str, Any]]
 
 _probe_lock = threading.Lock()
 _cuda_probe: dict[int, str | None] = {}  # device id -> None if CUDA loads there, else why not
@@ -89,20 +101,16 @@ def cuda_unavailable_reason(device_id: int = 0) -> str | None:
         else:
             verbose = log.isEnabledFor(logging.DEBUG)
             # ORT reports a failed CUDA load through its default logger at ERROR level; mute it unless debugging.
-            ort.set_default_logger_severity(_ORT_DEFAULT if verbose else _ORT_FATAL)
             try:
-                options = ort.SessionOptions()
-                options.log_severity_level = _ORT_DEFAULT if verbose else _ORT_FATAL
-                session = ort.InferenceSession(
-                    _probe_model(), options, providers=[(CUDA, {"device_id": device_id}), CPU]
-                )
+                session = open_session(_probe_model(), [(CUDA, {"device_id": device_id}), CPU],
+                                       log_severity=_ORT_DEFAULT if verbose else _ORT_FATAL)
                 loaded = CUDA in session.get_providers()
-            except Exception as exc:  # noqa: BLE001 - any failure here means "no CUDA", with its reason
-                loaded, detail = False, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            except ModelError as exc:  # any failure here means "no CUDA", with onnxruntime's reason
+                cause = exc.__cause__ or exc
+                loaded = False
+                detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
             else:
                 detail = ""
-            finally:
-                ort.set_default_logger_severity(_ORT_ERROR)
             reason = None if loaded else (
                 f"onnxruntime's CUDA provider could not be loaded on device {device_id} "
                 f"(no NVIDIA GPU/driver, or the CUDA/cuDNN libraries onnxruntime {ort.__version__} needs are missing"
@@ -113,10 +121,10 @@ def cuda_unavailable_reason(device_id: int = 0) -> str | None:
         return reason
 
 
-def session_options(threads: int | None = None) -> ort.SessionOptions:
+def session_options(threads: int | None = None, log_severity: int = _ORT_ERROR) -> ort.SessionOptions:
     """CPU-friendly options: `threads` intra-op threads (None/0: ORT's default, one per core)."""
     options = ort.SessionOptions()
-    options.log_severity_level = _ORT_ERROR  # no "nodes not assigned to the preferred provider" warnings
+    options.log_severity_level = log_severity  # default: no "nodes not assigned to the preferred provider" warnings
     options.inter_op_num_threads = 1
     if threads:
         options.intra_op_num_threads = threads
@@ -126,10 +134,10 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
-def create_session(model_path: Path, device: str = "auto", threads: int | None = None) -> ort.InferenceSession:
+def create_session(model: Path | bytes, device: str = "auto", threads: int | None = None) -> ort.InferenceSession:
     """An InferenceSession on the requested device; falls back from auto to CPU with a logged reason."""
     request = parse_device(device)
-    providers: list = [CPU]
+    providers: list[Provider] = [CPU]
     if request.kind in ("auto", "cuda"):
         reason = cuda_unavailable_reason(request.device_id)
         if reason is None:
@@ -142,14 +150,58 @@ def create_session(model_path: Path, device: str = "auto", threads: int | None =
             # --device cpu says "CPU on purpose" and silences it.
             log.warning("CUDA is not usable here; running on CPU (pass --device cpu to skip this check)")
             log.debug("why not CUDA: %s", reason)
-    ort.set_default_logger_severity(_ORT_ERROR)
-    try:
-        session = ort.InferenceSession(str(model_path), session_options(threads), providers=providers)
-    except Exception as exc:  # ORT raises several undocumented types for a bad file
-        raise ModelError(f"{model_path}: onnxruntime cannot load this model ({str(exc).strip()})") from exc
+    session = open_session(model, providers, threads=threads)
     if request.kind == "cuda" and CUDA not in session.get_providers():
-        raise DeviceError(f"device {device!r} cannot be used: the CUDA provider did not load for {model_path}")
+        raise DeviceError(f"device {device!r} cannot be used: the CUDA provider did not load for {_name(model)}")
     return session
+
+
+def open_session(
+    model: Path | bytes,
+    providers: Sequence[Provider],
+    *,
+    threads: int | None = None,
+    log_severity: int = _ORT_ERROR,
+    quiet: bool = False,
+) -> ort.InferenceSession:
+    """The one place an InferenceSession is made: from a model file or its bytes, with exactly `providers`.
+
+    No device logic here: create_session chooses providers for users; the exporter's checks and
+    `colorize info`'s provider probe name their own. `log_severity` applies to the session's log
+    and, while it is created, to onnxruntime's default logger (which reports provider load
+    failures); afterwards that logger is left at ERROR. `quiet`: nothing at all on the terminal
+    (fatal-only logs, and onnxruntime's Python-level "Falling back to CPU" banner swallowed), for
+    callers that probe whether a model or provider loads and report the reason themselves.
+    Raises ModelError, caused by onnxruntime's own exception, when the model does not load.
+    """
+    severity = _ORT_FATAL if quiet else log_severity
+    source = model if isinstance(model, bytes) else str(model)
+    ort.set_default_logger_severity(severity)
+    try:
+        with quiet_onnxruntime() if quiet else contextlib.nullcontext():
+            return ort.InferenceSession(source, session_options(threads, severity), providers=list(providers))
+    except Exception as exc:  # ORT raises several undocumented types for a bad file
+        raise ModelError(f"{_name(model)}: onnxruntime cannot load this model ({str(exc).strip()})") from exc
+    finally:
+        ort.set_default_logger_severity(_ORT_ERROR)
+
+
+@contextlib.contextmanager
+def quiet_onnxruntime() -> Iterator[None]:
+    """Nothing from onnxruntime on the terminal while inside: its C++ default logger at FATAL, and Python's
+    stdout/stderr swallowed (ORT prints its provider-fallback banner with print()). Only for short probes
+    whose failures the caller reports itself: the redirection is process-wide while it lasts."""
+    ort.set_default_logger_severity(_ORT_FATAL)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        ort.set_default_logger_severity(_ORT_ERROR)
+
+
+def _name(model: Path | bytes) -> str:
+    """How messages name a model: its path, or "the model" for one given as bytes."""
+    return "the model" if isinstance(model, bytes) else str(model)
 
 
 def session_device(session: ort.InferenceSession) -> str:
