@@ -21,22 +21,39 @@ names beyond them are "unused_K". At most 10 prefixes; more is an error (use --l
 format valid and let per-class results be told apart. Each crop's file name in the batch is
 "<photo path>#<k>", so every crop can be traced to its photo.
 
-Writes OUT_DIR/cifar-10-batches-py with trainer.cifar.write_cifar10 (refuses to replace an
-existing one unless --overwrite).
+Writes OUT_DIR/cifar-10-batches-py with `write_cifar10` below, in the official python format
+that labcolor.trainer.cifar loads (refuses to replace an existing one unless --overwrite). The
+writer lives here, not in the package, because this script is its only user; the file layout
+(names, sizes) comes from labcolor.trainer.cifar_batches, the one definition the loader uses.
+Needs labcolor installed (`pip install -e .`).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pickle
+import shutil
 import sys
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-IMAGE_SIZE = 32
-NUM_CLASSES = 10
+from labcolor.trainer.cifar_batches import (
+    FOLDER_NAME,
+    IMAGE_SIZE,
+    META_NAME,
+    NUM_CLASSES,
+    NUM_TRAIN_BATCHES,
+    NUM_VIS,
+    TEST_BATCH_NAME,
+    TRAIN_BATCH_PREFIX,
+)
+
 SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 
 
@@ -108,6 +125,141 @@ def build(photos: list[Path], src: Path, crops: int, rng: np.random.Generator, m
     return np.concatenate(images)[order], np.array(labels, np.int64)[order], [names[i] for i in order], skipped
 
 
+# --------------------------------------------------------------------------- the CIFAR-10 writer
+
+
+def _check_images(name: str, images: object) -> np.ndarray:
+    if not isinstance(images, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(images).__name__}")
+    shape = (IMAGE_SIZE, IMAGE_SIZE, 3)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != shape:
+        raise ValueError(f"{name} must be uint8 with shape (N, 32, 32, 3), got {images.dtype} {images.shape}")
+    if images.shape[0] == 0:
+        raise ValueError(f"{name} is empty")
+    return images
+
+
+def _check_labels(name: str, labels: object, count: int) -> list[int]:
+    array = np.asarray(labels)
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be a 1-D integer array, got dtype {array.dtype} shape {array.shape}")
+    if array.shape[0] != count:
+        raise ValueError(f"{name} has {array.shape[0]} labels for {count} images")
+    if array.size and (array.min() < 0 or array.max() >= NUM_CLASSES):
+        raise ValueError(f"{name} must be in 0..{NUM_CLASSES - 1}, got range {array.min()}..{array.max()}")
+    # Plain Python ints, as in the official files (numpy ints would pickle as numpy scalars).
+    return [int(v) for v in array]
+
+
+def _check_filenames(name: str, filenames: Sequence[str] | None, count: int, default_prefix: str) -> list[bytes]:
+    if filenames is None:
+        return [f"{default_prefix}_{i:06d}.png".encode("ascii") for i in range(count)]
+    if len(filenames) != count:
+        raise ValueError(f"{name} has {len(filenames)} names for {count} images")
+    if not all(isinstance(n, str) and n for n in filenames):
+        raise ValueError(f"{name} must be non-empty strings")
+    return [n.encode("utf-8") for n in filenames]
+
+
+def _planar_rows(images: np.ndarray) -> np.ndarray:
+    """(N, 32, 32, 3) RGB -> (N, 3072) rows of [R plane | G plane | B plane], C-contiguous."""
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2).reshape(images.shape[0], NUM_VIS))
+
+
+def _dump(obj: dict[bytes, Any], path: Path) -> None:
+    with path.open("wb") as f:
+        pickle.dump(obj, f, protocol=2)  # protocol 2, like the official files
+
+
+def write_cifar10(
+    dest: Path,
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    label_names: list[str],
+    *,
+    num_train_batches: int = NUM_TRAIN_BATCHES,
+    train_filenames: Sequence[str] | None = None,
+    test_filenames: Sequence[str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``dest/cifar-10-batches-py`` in the official CIFAR-10 python format.
+
+    Images are uint8 (N, 32, 32, 3) RGB; labels integers in 0..9; ``label_names`` has 10
+    entries. The training set is split into ``num_train_batches`` files
+    data_batch_1..K of (nearly) equal size, in order; ``batches.meta`` records the largest
+    batch size as ``num_cases_per_batch``. Filenames default to ``train_000000.png`` etc.
+
+    The folder is written under a temporary name and renamed into place when complete. An
+    existing folder raises FileExistsError unless ``overwrite`` is true. Returns the folder.
+    """
+    train_images = _check_images("train_images", train_images)
+    test_images = _check_images("test_images", test_images)
+    train_label_list = _check_labels("train_labels", train_labels, train_images.shape[0])
+    test_label_list = _check_labels("test_labels", test_labels, test_images.shape[0])
+    if len(label_names) != NUM_CLASSES or not all(isinstance(n, str) and n for n in label_names):
+        raise ValueError(f"label_names must be {NUM_CLASSES} non-empty strings, got {label_names!r}")
+    if isinstance(num_train_batches, bool) or not isinstance(num_train_batches, int) or num_train_batches < 1:
+        raise ValueError(f"num_train_batches must be a positive int, got {num_train_batches!r}")
+    if num_train_batches > train_images.shape[0]:
+        # Every batch gets at least one image: empty batches would be legal pickles but
+        # useless files, and would make the batch count disagree with the data.
+        raise ValueError(f"num_train_batches={num_train_batches} exceeds the {train_images.shape[0]} training images")
+    train_names = _check_filenames("train_filenames", train_filenames, train_images.shape[0], "train")
+    test_names = _check_filenames("test_filenames", test_filenames, test_images.shape[0], "test")
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    folder = dest / FOLDER_NAME
+    if folder.exists() and not overwrite:
+        raise FileExistsError(f"{folder} already exists (pass overwrite=True to replace it)")
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{FOLDER_NAME}-", suffix=".writing", dir=dest))
+    try:
+        bounds = np.linspace(0, train_images.shape[0], num_train_batches + 1).round().astype(int)
+        train_rows = _planar_rows(train_images)
+        for i in range(num_train_batches):
+            lo, hi = int(bounds[i]), int(bounds[i + 1])
+            _dump(
+                {
+                    b"batch_label": f"training batch {i + 1} of {num_train_batches}".encode("ascii"),
+                    b"labels": train_label_list[lo:hi],
+                    b"data": np.ascontiguousarray(train_rows[lo:hi]),
+                    b"filenames": train_names[lo:hi],
+                },
+                staging / f"{TRAIN_BATCH_PREFIX}{i + 1}",
+            )
+        _dump(
+            {
+                b"batch_label": b"testing batch 1 of 1",
+                b"labels": test_label_list,
+                b"data": _planar_rows(test_images),
+                b"filenames": test_names,
+            },
+            staging / TEST_BATCH_NAME,
+        )
+        _dump(
+            {
+                b"num_cases_per_batch": int(np.diff(bounds).max()),
+                b"label_names": [n.encode("utf-8") for n in label_names],
+                b"num_vis": NUM_VIS,
+            },
+            staging / META_NAME,
+        )
+        if folder.exists():  # overwrite: move the old folder aside first, drop it after the swap
+            old = Path(tempfile.mkdtemp(prefix=f".{FOLDER_NAME}-", suffix=".old", dir=dest))
+            os.replace(folder, old / FOLDER_NAME)
+            os.replace(staging, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="See the module docstring.")
     parser.add_argument("src", type=Path, help="folder of colour photos (with train/ and val/ sub-folders)")
@@ -120,9 +272,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="labels from file-name prefixes (default) or all 0")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing cifar-10-batches-py")
     args = parser.parse_args(argv)
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, when labcolor is not installed
-    from labcolor.trainer.cifar import write_cifar10
 
     if args.crops_per_image <= 0:
         parser.error("--crops-per-image must be positive")
@@ -157,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         folder = write_cifar10(
             args.out, train_x, train_y, test_x, test_y, label_names,
-            num_train_batches=min(5, len(train_x)), train_filenames=train_names, test_filenames=test_names,
+            num_train_batches=min(NUM_TRAIN_BATCHES, len(train_x)), train_filenames=train_names, test_filenames=test_names,
             overwrite=args.overwrite,
         )
     except FileExistsError as exc:

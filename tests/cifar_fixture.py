@@ -1,17 +1,20 @@
-"""A tiny CIFAR-10 fixture written independently of trainer.cifar.
+"""A tiny CIFAR-10 fixture written independently of trainer.cifar and of the photo script's writer.
 
 Nothing here imports the code under test: the batch layout (R plane, then G, then B, each
 32x32 row-major) is spelled out with explicit index arithmetic, so a wrong reshape in the
-loader cannot be mirrored by the same mistake in the fixture.
+loader or the writer cannot be mirrored by the same mistake in the fixture.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 import struct
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +26,7 @@ PER_BATCH = 4
 NUM_TRAIN = NUM_BATCHES * PER_BATCH
 NUM_TEST = 3
 TEST_ID_OFFSET = 100  # test images get ids 100.. so they can never be confused with train ones
+PHOTO_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_cifar_from_photos.py"
 
 
 def pixel_value(image_id: int, channel: int, y: int, x: int) -> int:
@@ -164,3 +168,15 @@ def write_fixture_archive(archive: Path, staging: Path) -> Path:
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname=FOLDER)
     return archive
+
+
+def load_photo_script() -> ModuleType:
+    """scripts/make_cifar_from_photos.py as a module: it holds the CIFAR-10 writer, ``write_cifar10``.
+
+    Loaded from its path because scripts/ is not a package (nothing installs it).
+    """
+    spec = importlib.util.spec_from_file_location("make_cifar_from_photos", PHOTO_SCRIPT)
+    assert spec is not None and spec.loader is not None, PHOTO_SCRIPT
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,4 +1,5 @@
-"""Tests for trainer.cifar: loading, writing, safe unpickling, safe extraction, download.
+"""Tests for trainer.cifar (and its cifar_batches / cifar_archive parts): loading, safe
+unpickling, safe extraction, download; and for the CIFAR writer of scripts/make_cifar_from_photos.py.
 
 All data is generated in tmp_path (see cifar_fixture.py); the download tests use a loopback
 HTTP server, so nothing touches the network.
@@ -21,11 +22,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tests import cifar_fixture as fx
 import numpy as np
 import pytest
 
-from labcolor.trainer import cifar
+from labcolor.trainer import cifar, cifar_archive, cifar_batches
 from labcolor.trainer.cifar import (
     ARCHIVE_NAME,
     FOLDER_NAME,
@@ -35,8 +35,11 @@ from labcolor.trainer.cifar import (
     load_cifar10,
     read_batch,
     safe_extract,
-    write_cifar10,
 )
+from tests import cifar_fixture as fx
+
+# The writer's signature, for the fixture below (the script is loaded from its path).
+WriteCifar10 = Callable[..., Path]
 
 
 def _tree(root: Path) -> set[str]:
@@ -52,6 +55,11 @@ def folder(tmp_path: Path) -> Path:
 @pytest.fixture
 def archive(tmp_path: Path) -> Path:
     return fx.write_fixture_archive(tmp_path / "dl" / ARCHIVE_NAME, tmp_path / "staging")
+
+
+@pytest.fixture(scope="module")
+def write_cifar10() -> WriteCifar10:
+    return fx.load_photo_script().write_cifar10
 
 
 # --------------------------------------------------------------------------- loading the fixture
@@ -185,7 +193,7 @@ def test_is_cifar10_rejects_other_things(tmp_path: Path) -> None:
     assert not is_cifar10(partial)
 
 
-# --------------------------------------------------------------------------- write_cifar10
+# --------------------------------------------------------------------------- write_cifar10 (scripts/make_cifar_from_photos.py)
 
 
 def _random_dataset(n_train: int, n_test: int, seed: int = 0) -> dict[str, Any]:
@@ -200,7 +208,7 @@ def _random_dataset(n_train: int, n_test: int, seed: int = 0) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("num_batches", [5, 3, 1])
-def test_write_then_load_round_trip(tmp_path: Path, num_batches: int) -> None:
+def test_write_then_load_round_trip(tmp_path: Path, num_batches: int, write_cifar10: WriteCifar10) -> None:
     ds = _random_dataset(23, 7)
     out = write_cifar10(tmp_path, **ds, num_train_batches=num_batches)
     assert out == tmp_path / FOLDER_NAME
@@ -219,7 +227,7 @@ def test_write_then_load_round_trip(tmp_path: Path, num_batches: int) -> None:
     np.testing.assert_array_equal(test.labels, ds["test_labels"])
 
 
-def test_written_files_have_the_official_format(tmp_path: Path) -> None:
+def test_written_files_have_the_official_format(tmp_path: Path, write_cifar10: WriteCifar10) -> None:
     ds = _random_dataset(10, 4, seed=1)
     out = write_cifar10(tmp_path, **ds, num_train_batches=3, train_filenames=[f"p{i}.jpg" for i in range(10)])
     sizes = []
@@ -260,7 +268,7 @@ def test_written_files_have_the_official_format(tmp_path: Path) -> None:
     assert meta[b"num_cases_per_batch"] == max(sizes)
 
 
-def test_writer_matches_independent_fixture_layout(tmp_path: Path) -> None:
+def test_writer_matches_independent_fixture_layout(tmp_path: Path, write_cifar10: WriteCifar10) -> None:
     """write_cifar10 of the fixture images produces byte-identical data rows to the fixture."""
     images, labels = fx.expected_train()
     test_images, test_labels = fx.expected_test()
@@ -272,7 +280,7 @@ def test_writer_matches_independent_fixture_layout(tmp_path: Path) -> None:
         assert written[b"labels"] == reference[b"labels"]
 
 
-def test_write_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
+def test_write_refuses_to_overwrite_unless_asked(tmp_path: Path, write_cifar10: WriteCifar10) -> None:
     write_cifar10(tmp_path, **_random_dataset(10, 2, seed=2), num_train_batches=5)
     replacement = _random_dataset(6, 2, seed=3)
     with pytest.raises(FileExistsError):
@@ -301,7 +309,9 @@ def test_write_refuses_to_overwrite_unless_asked(tmp_path: Path) -> None:
         ({"num_train_batches": 11}, ValueError),
     ],
 )
-def test_write_rejects_bad_arguments(tmp_path: Path, change: dict[str, Any], error: type[Exception]) -> None:
+def test_write_rejects_bad_arguments(
+    tmp_path: Path, change: dict[str, Any], error: type[Exception], write_cifar10: WriteCifar10
+) -> None:
     args = {**_random_dataset(10, 2), "num_train_batches": 5, **change}
     with pytest.raises(error):
         write_cifar10(tmp_path, **args)
@@ -382,7 +392,7 @@ def test_allowed_callables_cannot_be_modified_by_a_pickle(tmp_path: Path) -> Non
     path.write_bytes(b"\x80\x02c_codecs\nencode\nN}X\x01\x00\x00\x00xK\x01s\x86b.")
     with pytest.raises(CifarError, match="data_batch_1"):
         read_batch(path)
-    assert not hasattr(cifar._allowed_globals()[("_codecs", "encode")], "x")
+    assert not hasattr(cifar_batches._allowed_globals()[("_codecs", "encode")], "x")
 
 
 # --------------------------------------------------------------------------- malformed batches
@@ -496,11 +506,18 @@ def test_no_dataset_errors(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- archives
+#
+# Extraction is tarfile's "data" filter plus one policy of ours: links (symbolic and hard) are
+# refused, because CIFAR-10 archives have none and a symlink the filter checks against the
+# staging folder could point outside the batches folder once that is renamed into place.
+# Where the filter does not refuse but contains (a leading "/" is stripped; on POSIX a
+# backslash is an ordinary name character), the member lands inside the destination.
 
 
-def _file(name: str, data: bytes = b"evil") -> tuple[tarfile.TarInfo, bytes]:
+def _file(name: str, data: bytes = b"evil", mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
     info = tarfile.TarInfo(name)
     info.size = len(data)
+    info.mode = mode
     return info, data
 
 
@@ -531,32 +548,36 @@ def _attacks(base: Path) -> dict[str, list[tuple[tarfile.TarInfo, bytes | None]]
     return {
         "dotdot": [_file(f"{FOLDER_NAME}/ok.txt", b"ok"), _file("../evil.txt")],
         "nested-dotdot": [_file(f"{FOLDER_NAME}/../../evil.txt")],
-        "backslash-dotdot": [_file("..\\evil.txt")],
-        "absolute": [_file(str(base / "evil.txt"))],
+        "absolute-dotdot": [_file("/../evil.txt")],  # still outside once the "/" is stripped
         "symlink-relative-then-write": [_link("link", "../outside"), _file("link/evil.txt")],
         "symlink-absolute-then-write": [_link("link", str(outside)), _file("link/evil.txt")],
         "symlink-inside": [_file(f"{FOLDER_NAME}/a", b"a"), _link(f"{FOLDER_NAME}/b", "a")],
+        # Inside the staging folder, so the data filter alone accepts it; outside the batches folder.
+        "symlink-leaving-the-folder": [_file("secret", b"s"), _link(f"{FOLDER_NAME}/data_batch_1", "../secret")],
         "hardlink-outside": [_link("hard", str(outside / "secret"), tarfile.LNKTYPE)],
         "hardlink-inside": [_file("a", b"a"), _link("b", "a", tarfile.LNKTYPE)],
         "char-device": [_special("null", tarfile.CHRTYPE)],
+        "block-device": [_special("disk", tarfile.BLKTYPE)],
         "fifo": [_special("pipe", tarfile.FIFOTYPE)],
     }
 
 
 _ATTACK_NAMES = list(_attacks(Path("/x")))
-# The member each archive is refused for (the first unsafe one).
-_REFUSED_MEMBER = {
-    "dotdot": "../evil.txt",
-    "nested-dotdot": f"{FOLDER_NAME}/../../evil.txt",
-    "backslash-dotdot": "..\\evil.txt",
-    "absolute": None,  # depends on tmp_path, checked separately
-    "symlink-relative-then-write": "link",
-    "symlink-absolute-then-write": "link",
-    "symlink-inside": f"{FOLDER_NAME}/b",
-    "hardlink-outside": "hard",
-    "hardlink-inside": "b",
-    "char-device": "null",
-    "fifo": "pipe",
+# The member each archive is refused for (the first unsafe one), and which tarfile.FilterError
+# the data filter raised for it (None: refused by our links policy before the filter ran).
+_REFUSED: dict[str, tuple[str, str | None]] = {
+    "dotdot": ("../evil.txt", "OutsideDestinationError"),
+    "nested-dotdot": (f"{FOLDER_NAME}/../../evil.txt", "OutsideDestinationError"),
+    "absolute-dotdot": ("/../evil.txt", "OutsideDestinationError"),
+    "symlink-relative-then-write": ("link", None),
+    "symlink-absolute-then-write": ("link", None),
+    "symlink-inside": (f"{FOLDER_NAME}/b", None),
+    "symlink-leaving-the-folder": (f"{FOLDER_NAME}/data_batch_1", None),
+    "hardlink-outside": ("hard", None),
+    "hardlink-inside": ("b", None),
+    "char-device": ("null", "SpecialFileError"),
+    "block-device": ("disk", "SpecialFileError"),
+    "fifo": ("pipe", "SpecialFileError"),
 }
 
 
@@ -566,23 +587,61 @@ def test_safe_extract_refuses_escapes(tmp_path: Path, attack: str) -> None:
     outside.mkdir()
     (outside / "secret").write_text("secret")
     archive = _make_tar(tmp_path / "bad.tar.gz", _attacks(tmp_path)[attack])
-    if attack == "absolute":
-        with tarfile.open(archive) as tar:  # sanity: tarfile kept the leading slash
-            assert Path(tar.getnames()[0]).is_absolute()
     dest = tmp_path / "dest"
     before = _tree(tmp_path)
 
     with pytest.raises(CifarError, match="refusing to extract member") as excinfo:
         safe_extract(archive, dest)
 
-    refused = _REFUSED_MEMBER[attack] or str(tmp_path / "evil.txt")
+    refused, filter_error = _REFUSED[attack]
     assert repr(refused) in str(excinfo.value)
     assert str(archive) in str(excinfo.value)
-    # Checked before extraction: not even the harmless members were written.
+    cause = excinfo.value.__cause__
+    assert (type(cause).__name__ if cause is not None else None) == filter_error
+    if filter_error is not None:
+        assert isinstance(cause, tarfile.FilterError)
+    # The filter runs over every member before extraction: not even the harmless ones were written.
     assert _tree(tmp_path) == before | {"dest"}
     assert not (tmp_path / "evil.txt").exists()
     assert not (outside / "evil.txt").exists()
     assert (outside / "secret").read_text() == "secret"
+
+
+def test_the_data_filter_alone_would_accept_the_link_we_refuse(tmp_path: Path) -> None:
+    """Why links are refused: checked against the staging folder, this symlink is "inside"."""
+    info, _ = _link(f"{FOLDER_NAME}/data_batch_1", "../secret")
+    assert tarfile.data_filter(info, str(tmp_path)) is not None
+
+
+@pytest.mark.skipif(os.sep != "/", reason="POSIX path rules: '/' is the only separator")
+@pytest.mark.parametrize("attack", ["absolute", "backslash-dotdot"])
+def test_safe_extract_keeps_what_the_data_filter_contains_inside_dest(tmp_path: Path, attack: str) -> None:
+    """The data filter strips a leading "/" (like GNU tar), and on POSIX "..\\evil.txt" is one file name."""
+    evil = tmp_path / "evil.txt"
+    name = {"absolute": str(evil), "backslash-dotdot": "..\\evil.txt"}[attack]
+    archive = _make_tar(tmp_path / "odd.tar.gz", [_file(name)])
+    dest = tmp_path / "dest"
+    before = _tree(tmp_path)
+
+    safe_extract(archive, dest)
+
+    landed = dest / name.lstrip("/")
+    assert landed.read_bytes() == b"evil"
+    assert not evil.exists()
+    assert {p for p in _tree(tmp_path) - before if not p.startswith("dest")} == set()
+
+
+def test_load_discards_members_outside_the_batches_folder(tmp_path: Path) -> None:
+    """Only the batches folder is moved out of the staging folder; strays go with the staging folder."""
+    folder = fx.write_fixture_folder(tmp_path / "staging")
+    members = [_file(f"{FOLDER_NAME}/{p.name}", p.read_bytes()) for p in sorted(folder.iterdir())]
+    root = tmp_path / "root"
+    root.mkdir()
+    archive = _make_tar(root / ARCHIVE_NAME, [*members, _file(str(tmp_path / "evil.txt")), _file("stray.txt")])
+    _check_test(load_cifar10(archive, "test"))
+    assert sorted(p.name for p in root.iterdir()) == sorted([ARCHIVE_NAME, FOLDER_NAME])
+    assert {p.name for p in (root / FOLDER_NAME).iterdir()} == {p.name for p in folder.iterdir()}
+    assert not (tmp_path / "evil.txt").exists()
 
 
 @pytest.mark.skipif(not hasattr(os, "symlink") or os.name != "posix", reason="needs POSIX symlinks")
@@ -593,8 +652,9 @@ def test_safe_extract_does_not_follow_existing_symlink_in_dest(tmp_path: Path) -
     dest.mkdir()
     (dest / "sub").symlink_to(outside, target_is_directory=True)
     archive = _make_tar(tmp_path / "bad.tar.gz", [_file("sub/evil.txt")])
-    with pytest.raises(CifarError, match="'sub/evil.txt'.*outside"):
+    with pytest.raises(CifarError, match="'sub/evil.txt'.*outside") as excinfo:
         safe_extract(archive, dest)
+    assert isinstance(excinfo.value.__cause__, tarfile.OutsideDestinationError)
     assert list(outside.iterdir()) == []
 
 
@@ -604,6 +664,31 @@ def test_safe_extract_extracts_a_good_archive(archive: Path, tmp_path: Path) -> 
     names = {p.name for p in (dest / FOLDER_NAME).iterdir()}
     assert names == {"data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"}
     assert (dest / FOLDER_NAME / "test_batch").read_bytes() == pickle.dumps(fx.testset_batch_dict(), protocol=2)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_safe_extract_applies_the_data_filter_to_modes(tmp_path: Path) -> None:
+    """setuid/setgid/sticky and group/other write bits are dropped, as the data filter does."""
+    archive = _make_tar(tmp_path / "modes.tar.gz", [_file(f"{FOLDER_NAME}/x", b"x", mode=0o7777),
+                                                    _file(f"{FOLDER_NAME}/y", b"y", mode=0o444)])
+    safe_extract(archive, tmp_path / "dest")
+    assert (tmp_path / "dest" / FOLDER_NAME / "x").stat().st_mode & 0o7777 == 0o755
+    assert (tmp_path / "dest" / FOLDER_NAME / "y").stat().st_mode & 0o7777 == 0o644  # owner can always write
+
+
+def test_extraction_is_refused_without_the_data_filter(
+    tmp_path: Path, archive: Path, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Python whose tarfile has no extraction filters gets a clear error, not a weaker extraction."""
+    monkeypatch.delattr(tarfile, "data_filter")
+    with pytest.raises(CifarError, match="upgrade Python, or extract the archive yourself") as excinfo:
+        safe_extract(archive, tmp_path / "dest")
+    assert str(archive) in str(excinfo.value)
+    assert not (tmp_path / "dest").exists()
+    with pytest.raises(CifarError, match="upgrade Python"):
+        load_cifar10(archive)
+    assert [p.name for p in archive.parent.iterdir()] == [ARCHIVE_NAME]  # no folder, no staging leftovers
+    _check_train(load_cifar10(folder))  # an extracted folder needs no tarfile at all
 
 
 def test_safe_extract_rejects_corrupt_archive(tmp_path: Path, archive: Path) -> None:
@@ -643,7 +728,7 @@ def test_load_archive_without_the_cifar_folder(tmp_path: Path) -> None:
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:  # http.server naming
         self.server.hits[self.path] += 1
         body = self.server.body
         if self.path == "/cifar.tar.gz":
@@ -663,7 +748,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         pass
 
 
@@ -678,7 +763,7 @@ def server(archive: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     # Small chunks so the tiny fixture arrives in several reads (progress is per chunk).
-    monkeypatch.setattr(cifar, "_CHUNK_SIZE", 512)
+    monkeypatch.setattr(cifar_archive, "_CHUNK_SIZE", 512)
     httpd = _Server(("127.0.0.1", 0), _Handler)
     httpd.body = archive.read_bytes()
     httpd.hits = Counter()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -16,14 +15,14 @@ from skimage.color import deltaE_ciede2000
 from typer.testing import CliRunner
 
 from labcolor import cli
-from labcolor.runtime import Colorizer
 from labcolor.core import color, metrics
 from labcolor.evaluation.evaluate import BASELINE, EvalError, evaluate, grayscale_input, load_dataset, model_names
 from labcolor.evaluation.report import write_outputs
+from labcolor.runtime import Colorizer
+from labcolor.trainer.cifar import load_cifar10, read_batch
 from tests import cifar_fixture
 from tests import runtime_fixtures as fx
 from tests.conftest import synthetic_photo, write_photos
-from labcolor.trainer.cifar import load_cifar10, read_batch
 
 REPO = Path(__file__).resolve().parent.parent
 CONST_AB_N = (-0.1, 0.2)  # the constant model's output: ab = (-11, 22) Lab units
@@ -204,14 +203,6 @@ def test_evaluation_code_never_imports_torch() -> None:
 # --------------------------------------------------------------------------- scripts/make_cifar_from_photos.py
 
 
-def _script():  # type: ignore[no-untyped-def]
-    path = REPO / "scripts" / "make_cifar_from_photos.py"
-    spec = importlib.util.spec_from_file_location("make_cifar_from_photos", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
 def test_make_cifar_from_photos_round_trips(tmp_path: Path) -> None:
     src = tmp_path / "photos"
     colours = {"train/cat_a.png": (200, 30, 40), "train/dog_b.jpg": (20, 180, 60), "train/sub/cat_c.png": (10, 20, 230),
@@ -221,7 +212,7 @@ def test_make_cifar_from_photos_round_trips(tmp_path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Flat colours (JPEG keeps a flat 8x8-aligned picture exactly): every crop of a photo is that colour.
         cv2.imwrite(str(path), np.full((64, 96, 3), rgb[::-1], np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 100])
-    script = _script()
+    script = cifar_fixture.load_photo_script()
     assert script.main([str(src), str(tmp_path / "out"), "--crops-per-image", "3", "--seed", "1"]) == 0
 
     train, test = load_cifar10(tmp_path / "out", "train"), load_cifar10(tmp_path / "out", "test")
