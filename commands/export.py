@@ -44,6 +44,11 @@ def export_command(
         typer.Option(help="--int8: outermost decoder levels kept in float. Default: the fewest that meet the bound."),
     ] = None,
     force: Annotated[bool, typer.Option(help="--int8: write the model even when its error exceeds the bound.")] = False,
+    saturation: Annotated[
+        float, typer.Option(min=0.0, help="Colour strength recorded as the model's default (`colorize` uses it unless "
+                            "told otherwise): 1 = the network's own colours. Choose it on validation pictures with "
+                            "`colorize eval --saturation ...`.")
+    ] = 1.0,
 ) -> None:
     """Export a checkpoint's generator to a checked, self-describing ONNX model.
 
@@ -67,6 +72,7 @@ def export_command(
         int8_max_error=int8_max_error,
         int8_float_levels=int8_float_levels,
         force=force,
+        saturation=saturation,
     )
     for line in report.lines():
         err.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -1,12 +1,16 @@
 """labcolor exporter: generator checkpoint -> verified, self-describing ONNX.
 
 Modules (import the one you need; this package itself imports nothing heavy, so
-`colorize info` can use `export.info` without PyTorch):
+`colorize --help` can show the defaults below without PyTorch):
 
-* ``export.onnx``     export_generator(): checkpoint -> checked .onnx (needs torch, onnx)
-* ``export.verify``   parity checks and the test inputs they use (random and photo-like)
+* ``export.exporter`` export_generator(): checkpoint -> checked .onnx, written atomically (needs torch, onnx)
+* ``export.deploy``   the generator as deployed: exactly-equivalent rewrites, the int8 float-level plan,
+  and its tidy ONNX graph
+* ``export.describe`` the model's metadata (checkpoint facts + measured parity), set once on the final model
 * ``export.quantize`` fp16 and int8 (static QDQ) conversions of an fp32 ONNX model
-* ``export.info``     inspect_model(): what a .onnx file is and where it can run (onnxruntime only)
+* ``export.verify``   parity checks and the test inputs they use (random and photo-like)
+
+Inspecting an exported file (`colorize info`) is the runtime's job: ``labcolor.runtime.info``.
 """
 
 from labcolor.core.errors import LabcolorError

@@ -1,6 +1,9 @@
-"""The deployed form of a generator: exactly-equivalent rewrites made before export.
+"""The deployed form of a generator: exactly-equivalent rewrites made before export, and its ONNX graph.
 
-Each one is verified by the exporter's parity check:
+`deployable` makes the L -> ab module; `to_onnx` exports it (torch's dynamo exporter, dynamic
+batch and size) as a tidy graph without metadata (export.describe adds that, once, at the end).
+
+The rewrites, each one verified by the exporter's parity check:
 
 * noise channel: in eval mode z is zeros, and a convolution over [L, 0] equals the same
   convolution with the z input channels of its kernel dropped. Dropping them removes the
@@ -23,9 +26,13 @@ CPU stayed 1.5-2x with up to 3 levels in float.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
+import warnings
+from collections.abc import Iterator
 
+import onnx
 import torch
 from torch import nn
 
@@ -33,6 +40,10 @@ from labcolor.export import ExportError
 from labcolor.trainer.networks import UNetBlock, UNetGenerator
 
 log = logging.getLogger(__name__)
+
+# The graph's tensor names; the runtime reads them from the metadata rather than assuming them.
+INPUT_NAME = "L"
+OUTPUT_NAME = "ab"
 
 
 class PhaseConvTranspose(nn.Sequential):
@@ -135,3 +146,73 @@ def float_level_plan(depth: int, requested: int | None = None) -> list[int]:
             raise ExportError(f"int8 float levels must be in 0..{depth} for this generator, got {requested}")
         return [requested]
     return sorted({k for k in (0, 1, 2, 3) if k <= depth} | {depth})
+
+
+def to_onnx(module: nn.Module, size_multiple: int, opset: int) -> onnx.ModelProto:
+    """The deployable `module` as a tidy ONNX graph: torch.onnx (dynamo) export with dynamic N and
+    H, W = size_multiple * k; input L (N, 1, H, W), output ab (N, 2, H, W), no metadata yet."""
+    from torch.export import Dim
+
+    batch = Dim("batch", min=1)
+    h = Dim("h", min=1)
+    w = Dim("w", min=1)
+    # Batch 2 and a 2x2 bottleneck: sizes of 1 would be specialised into the graph.
+    dummy = torch.zeros(2, 1, 2 * size_multiple, 2 * size_multiple)
+    quiet = _quiet_loggers("torch.onnx", "torch.export", "torch._export", "onnx_ir", "onnxscript")
+    with warnings.catch_warnings(), quiet:
+        warnings.simplefilter("ignore")  # the exporter warns about things that do not apply to a pure CNN
+        try:
+            program = torch.onnx.export(
+                module,
+                (dummy,),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                optimize=True,  # constant folding, BatchNorm folded into Conv/ConvTranspose
+                verbose=False,
+                dynamic_shapes={"L": {0: batch, 2: size_multiple * h, 3: size_multiple * w}},
+            )
+        except Exception as exc:  # the exporter raises many types; all mean the same to a caller
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            raise ExportError(f"torch.onnx.export failed: {exc.__class__.__name__}: {first_line}") from exc
+    model = program.model_proto
+    _tidy(model)
+    return model
+
+
+@contextlib.contextmanager
+def _quiet_loggers(*names: str) -> Iterator[None]:
+    """The exporter's libraries log every optimisation pass at INFO, and warn about things that do not
+    concern a pure CNN (torchvision ops not registered, opset down-conversion through the C API)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.ERROR))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _tidy(model: onnx.ModelProto) -> None:
+    """Readable I/O dims (N, H, W shared by input and output) and no exporter debug annotations.
+
+    The exporter names dims after its symbols ("16*h") and annotates every node with torch
+    provenance (source lines of the developer's checkout); neither belongs in a release file.
+    """
+    for value, dims in ((model.graph.input[0], ("N", None, "H", "W")), (model.graph.output[0], ("N", None, "H", "W"))):
+        for dim, name in zip(value.type.tensor_type.shape.dim, dims):
+            if name is not None:
+                dim.ClearField("dim_value")
+                dim.dim_param = name
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    for value in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        del value.metadata_props[:]
+    for init in model.graph.initializer:
+        del init.metadata_props[:]
+    del model.graph.metadata_props[:]
+    del model.metadata_props[:]

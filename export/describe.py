@@ -19,13 +19,11 @@ from labcolor import __version__ as labcolor_version
 from labcolor.core import color
 from labcolor.core.metadata import METADATA_KEY, ModelMetadata
 from labcolor.export import ExportError
+from labcolor.export.deploy import INPUT_NAME, OUTPUT_NAME
 from labcolor.runtime.preprocess import round_up
 
 if TYPE_CHECKING:
     from labcolor.export.verify import ParityReport
-
-INPUT_NAME = "L"
-OUTPUT_NAME = "ab"
 
 
 def default_inference_size(train_size: int, size_multiple: int) -> int:
@@ -55,11 +53,13 @@ def build_metadata(
     parity: ParityReport,
     fp32_parity: ParityReport | None = None,
     float_levels: int | None = None,
+    saturation: float = 1.0,
 ) -> ModelMetadata:
     """The model's whole self-description: the checkpoint's facts and what the export measured.
 
     parity: the written model vs PyTorch; fp32_parity: for fp16/int8, the fp32 graph they were made
-    from; float_levels: for int8, the outermost decoder levels kept in float.
+    from; float_levels: for int8, the outermost decoder levels kept in float; saturation: the colour
+    strength the model is meant to be used at (chosen on validation pictures; the runtime's default).
     """
     cfg = ckpt["config"]
     spec = ckpt["generator"]["spec"]
@@ -110,6 +110,7 @@ def build_metadata(
         train_size=int(cfg["size"]),
         inference_size=int(inference_size),
         precision=precision,
+        saturation=float(saturation),
         training=_json_safe(training),
     )
 

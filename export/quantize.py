@@ -6,7 +6,7 @@
 * int8: onnxruntime static quantization in QDQ format. Weights int8 per output channel,
   activations uint8 (onnxruntime's fast u8s8 path on x86), ranges calibrated on photo-like
   L inputs. Only Conv is quantized: the exporter has already rewritten every ConvTranspose
-  as Conv + DepthToSpace (export.onnx.PhaseConvTranspose), and quantizing Concat/ReLU on
+  as Conv + DepthToSpace (export.deploy.PhaseConvTranspose), and quantizing Concat/ReLU on
   their own only adds Q/DQ pairs that onnxruntime does not fuse.
 """
 

@@ -93,6 +93,7 @@ class ModelInfo:
             f"sizes       H, W multiples of {m.size_multiple}; trained at {m.train_size} px; "
             f"recommended {m.inference_size} px"
         )
+        out.append(f"strength    saturation {m.saturation:g} by default (1 = the network's own colours)")
         if t:
             out.extend(_training_lines(t))
         out.extend(f"note        {n}" for n in self.notes)

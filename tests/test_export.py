@@ -1,4 +1,4 @@
-"""Tests for export.onnx / export.verify / export.quantize: checkpoint -> checked, self-describing ONNX.
+"""Tests for export.exporter / deploy / describe / verify / quantize: checkpoint -> checked, self-describing ONNX.
 
 Every exported model is run here again, independently of the exporter's own checks: in
 onnxruntime at sizes and batch sizes the exporter never tried, in OpenCV DNN and in the ONNX
@@ -200,6 +200,25 @@ def test_metadata_of_l1_only_run(exported) -> None:
     meta = exported["no-norm-l1-only"][2].metadata
     assert meta.training["losses"]["adversarial"] is False
     assert meta.training["discriminator"] is None
+
+
+def test_metadata_is_set_once_on_the_written_model(exported, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # fp16 makes two graphs (fp32, then its conversion); only the one written is described, once.
+    calls: list[str] = []
+    real = exporter.describe
+
+    def counting(model: onnx.ModelProto, metadata: ModelMetadata) -> bytes:
+        calls.append(metadata.precision)
+        return real(model, metadata)
+
+    monkeypatch.setattr(exporter, "describe", counting)
+    report = export_generator(exported["batchnorm-dropout"][0], tmp_path / "m16.onnx", precision="fp16",
+                              parity_shapes=SHAPES[:1], check_opencv=False)
+    assert calls == ["fp16"]
+    assert report.metadata.training["exporter"]["verification"]["fp32_graph"]["candidate"] == "onnxruntime fp32"
+    # Describing a model twice is a bug the exporter refuses rather than silently overwriting.
+    with pytest.raises(ExportError, match="already has 'labcolor' metadata"):
+        real(onnx.load(str(report.path)), report.metadata)
 
 
 def test_inference_size_option_and_size_multiple_of_deeper_generator(tmp_path: Path) -> None:
@@ -465,3 +484,13 @@ def test_cli_export(exported, tmp_path: Path) -> None:
     result = runner.invoke(cli.app, ["export", str(junk), "-o", str(tmp_path / "x.onnx")])
     assert result.exit_code == 2 and "junk.pt" in result.output
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_records_the_colour_strength(exported, tmp_path: Path) -> None:
+    ckpt = exported["batchnorm-dropout"][0]
+    report = export_generator(ckpt, tmp_path / "s.onnx", parity_shapes=SHAPES, check_opencv=False, saturation=1.3)
+    meta = ModelMetadata.from_props(session(report.path).get_modelmeta().custom_metadata_map)
+    assert meta.saturation == pytest.approx(1.3) and report.metadata.saturation == pytest.approx(1.3)
+    with pytest.raises(ExportError, match="saturation"):
+        export_generator(ckpt, tmp_path / "bad.onnx", parity_shapes=SHAPES, saturation=-1)
+    assert not (tmp_path / "bad.onnx").exists()

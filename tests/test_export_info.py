@@ -1,4 +1,4 @@
-"""Tests for export.info and `colorize info`: what a model file is, and clear errors for what it is not."""
+"""Tests for runtime.info and `colorize info`: what a model file is, and clear errors for what it is not."""
 
 from __future__ import annotations
 

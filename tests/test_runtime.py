@@ -123,6 +123,17 @@ def test_not_a_model_and_missing_metadata(tmp_path: Path) -> None:
         Colorizer(tmp_path / "bare.onnx")
 
 
+def test_open_session_takes_bytes_and_explicit_providers_quietly(tiny: Path, capfd: pytest.CaptureFixture) -> None:
+    # The one session factory the exporter's checks and `colorize info` use too.
+    sess = session.open_session(tiny.read_bytes(), [session.CPU], threads=1)
+    assert sess.get_providers() == [session.CPU]
+    capfd.readouterr()
+    with pytest.raises(ModelError, match="the model: onnxruntime cannot load this model") as caught:
+        session.open_session(b"not a model", [session.CPU], quiet=True)
+    assert caught.value.__cause__ is not None  # onnxruntime's own exception, for callers that report it
+    assert capfd.readouterr() == ("", "")  # quiet: nothing on the terminal, not even from onnxruntime's C++ side
+
+
 def test_settings_come_from_metadata_and_options_override(tmp_path: Path) -> None:
     path = fx.make_tiny_model(tmp_path / "m.onnx", size_multiple=16, inference_size=96)
     c = Colorizer(path)
