@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -40,3 +41,15 @@ def interrupted(then: str = "") -> typer.Exit:
     """Ctrl+C: say so, and what the user can do now; exit code 130, as shells give for SIGINT."""
     err.print(f"interrupted; {then}" if then else "interrupted", highlight=False)
     return typer.Exit(130)
+
+
+def device_option(panel: str) -> Any:
+    """`--device`, as every command that runs a model declares it (its help panel differs)."""
+    return Annotated[str, typer.Option(help="auto (CUDA if it really loads, else CPU), cpu, cuda or cuda:N.",
+                                       rich_help_panel=panel)]
+
+
+def batch_size_option(panel: str) -> Any:
+    """`--batch-size` of the commands that run a model."""
+    return Annotated[int | None, typer.Option(help="Pictures per inference. Default: 8 on CUDA, 1 on CPU.",
+                                              rich_help_panel=panel)]

@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from labcolor.commands._common import err, progress_bar, require_positive
+from labcolor.commands._common import batch_size_option, device_option, err, progress_bar, require_positive
 from labcolor.core.errors import ConfigError
 
 _OUTPUT, _MODEL, _SPEED = "Output", "Model", "Speed"
@@ -68,14 +68,8 @@ def run_command(
                      "stops at the sRGB gamut, hues kept). Default: the strength the model was tuned for.",
                      rich_help_panel=_MODEL),
     ] = None,
-    device: Annotated[
-        str, typer.Option(help="auto (CUDA if it really loads, else CPU), cpu, cuda or cuda:N.",
-                          rich_help_panel=_SPEED)
-    ] = "auto",
-    batch_size: Annotated[
-        int | None, typer.Option(help="Pictures per inference. Default: 8 on CUDA, 1 on CPU.",
-                                    rich_help_panel=_SPEED)
-    ] = None,
+    device: device_option(_SPEED) = "auto",  # type: ignore[valid-type]
+    batch_size: batch_size_option(_SPEED) = None,  # type: ignore[valid-type]
     workers: Annotated[
         int | None, typer.Option(help="Pictures processed in parallel. Default: one per CPU core.",
                                     rich_help_panel=_SPEED)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from labcolor.commands._common import err, progress_bar, require_positive
+from labcolor.commands._common import batch_size_option, device_option, err, progress_bar, require_positive
 from labcolor.core.errors import ConfigError
 
 _DATA, _MODELS, _OUTPUT = "Data", "Models", "Output"
@@ -52,14 +52,8 @@ def eval_command(
                      "strength, from one prediction. Default: each model's own (its metadata).",
                      rich_help_panel=_MODELS),
     ] = None,
-    device: Annotated[
-        str, typer.Option(help="auto (CUDA if it really loads, else CPU), cpu, cuda or cuda:N.",
-                          rich_help_panel=_MODELS)
-    ] = "auto",
-    batch_size: Annotated[
-        int | None, typer.Option(help="Pictures per inference. Default: 8 on CUDA, 1 on CPU.",
-                                    rich_help_panel=_MODELS)
-    ] = None,
+    device: device_option(_MODELS) = "auto",  # type: ignore[valid-type]
+    batch_size: batch_size_option(_MODELS) = None,  # type: ignore[valid-type]
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for metrics.json, report.html and grid.png.",
                            rich_help_panel=_OUTPUT)
