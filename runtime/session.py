@@ -144,10 +144,13 @@ def create_session(model: Path | bytes, device: str = "auto", threads: int | Non
             providers = [(CUDA, {"device_id": request.device_id}), CPU]
         elif request.kind == "cuda":
             raise DeviceError(f"device {device!r} cannot be used: {reason}. Use --device cpu (or auto).")
+        elif CUDA not in ort.get_available_providers():
+            # The CPU build (labcolor[cpu]): CPU is what was installed, nothing to warn about.
+            log.debug("running on CPU: %s", reason)
         elif not _told_fallback.is_set():
             _told_fallback.set()
-            # A warning, once per process: someone with a GPU should learn it is not being used;
-            # --device cpu says "CPU on purpose" and silences it.
+            # The GPU build that cannot use its GPU here: a warning, once per process, because someone
+            # who installed labcolor[gpu] should learn it is not being used; --device cpu silences it.
             log.warning("CUDA is not usable here; running on CPU (pass --device cpu to skip this check)")
             log.debug("why not CUDA: %s", reason)
     session = open_session(model, providers, threads=threads)
