@@ -160,16 +160,13 @@ def scale_chroma(lab: np.ndarray, factor: float) -> np.ndarray:
         raise ValueError(f"saturation must be >= 0, got {factor}")
     if factor == 1.0:
         return lab
-    ab = lab[..., 1:]
+    lab[..., 1:] *= np.float32(factor)
     if factor < 1.0:
-        ab *= np.float32(factor)
         return lab
-    flat = lab.reshape(-1, 3)
-    boosted = flat.copy()
-    boosted[:, 1:] *= np.float32(factor)
-    outside = ~_in_gamut(boosted)
+    outside = ~_in_gamut(lab)
     if outside.any():
-        base = flat[outside]
+        base = lab[outside]  # (K, 3): the boosted pixels outside the gamut
+        base[:, 1:] /= np.float32(factor)  # back to the model's own colour
         lo = np.ones(len(base), np.float32)  # a factor known to be acceptable (1: the model's own colour)
         hi = np.full(len(base), factor, np.float32)  # a factor known to be outside
         for _ in range(_CHROMA_STEPS):
@@ -180,16 +177,15 @@ def scale_chroma(lab: np.ndarray, factor: float) -> np.ndarray:
             lo = np.where(inside, mid, lo)
             hi = np.where(inside, hi, mid)
         base[:, 1:] *= lo[:, None]
-        boosted[outside] = base
-    flat[:] = boosted
+        lab[outside] = base
     return lab
 
 
 def _in_gamut(lab: np.ndarray) -> np.ndarray:
-    """(N, 3) Lab -> (N,) bool: does the colour survive Lab -> sRGB (clipped) -> Lab?"""
-    rgb = lab_to_rgb_float(lab[None])
-    back = rgb_to_lab(rgb)[0]
-    return np.abs(back - lab).max(axis=1) < GAMUT_TOLERANCE
+    """Lab (..., 3) -> bool (...): does the colour survive Lab -> sRGB (clipped) -> Lab?"""
+    pts = lab.reshape(1, -1, 3)  # one row of pixels, whatever the input's shape
+    back = rgb_to_lab(lab_to_rgb_float(pts))
+    return (np.abs(back - pts).max(axis=-1) < GAMUT_TOLERANCE).reshape(lab.shape[:-1])
 
 
 def merge_l_ab(l: np.ndarray, ab: np.ndarray) -> np.ndarray:

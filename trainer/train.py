@@ -14,6 +14,7 @@ the one an uninterrupted run would have taken.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import math
@@ -192,6 +193,15 @@ class TrainState:
         """The generator that is validated, sampled, checkpointed as "generator" and exported."""
         return self.g_ema if self.g_ema is not None else self.g
 
+    @functools.cached_property
+    def _ema_pairs(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[tuple[torch.Tensor, torch.Tensor]]]:
+        """(averaged floats, live floats, (averaged, live) integer buffers): state_dict() returns views of
+        the modules' own tensors, and loading a checkpoint copies into them, so these stay valid."""
+        assert self.g_ema is not None
+        pairs = list(zip(self.g_ema.state_dict().values(), self.g.state_dict().values()))
+        floats = [(a, b) for a, b in pairs if a.dtype.is_floating_point]
+        return [a for a, _ in floats], [b for _, b in floats], [(a, b) for a, b in pairs if not a.dtype.is_floating_point]
+
     @torch.no_grad()
     def update_ema(self) -> None:
         """g_ema <- decay * g_ema + (1 - decay) * g, over weights and float buffers (BatchNorm statistics).
@@ -202,11 +212,10 @@ class TrainState:
         if self.g_ema is None:
             return
         decay = min(self.cfg.ema, (1.0 + self.step) / (10.0 + self.step))
-        for avg, live in zip(self.g_ema.state_dict().values(), self.g.state_dict().values()):
-            if avg.dtype.is_floating_point:
-                avg.lerp_(live, 1.0 - decay)
-            else:
-                avg.copy_(live)
+        averaged, live, counters = self._ema_pairs
+        torch._foreach_lerp_(averaged, live, 1.0 - decay)  # one fused pass instead of a Python loop per tensor
+        for avg, cur in counters:
+            avg.copy_(cur)
 
     def checkpoint(self, *, data: str, metrics: dict[str, Any]) -> dict[str, Any]:
         d, opt_d, sched_d = self.d, self.opt_d, self.sched_d
