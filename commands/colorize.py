@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,8 +22,10 @@ from rich.text import Text
 
 from labcolor.commands._common import batch_size_option, device_option, err, progress_bar, require_positive
 from labcolor.core.errors import ConfigError
+from labcolor.core.header import DEFAULT_MAX_PIXELS
+from labcolor.runtime.results import FileResult, Summary
 
-_OUTPUT, _MODEL, _SPEED = "Output", "Model", "Speed"
+_OUTPUT, _MODEL, _SPEED, _INPUT = "Output", "Model", "Speed", "Input"
 
 
 def run_command(
@@ -78,6 +82,15 @@ def run_command(
         int | None, typer.Option(help="onnxruntime threads per inference. Default: CPU cores / workers.",
                                     rich_help_panel=_SPEED)
     ] = None,
+    max_megapixels: Annotated[
+        float, typer.Option(help="Refuse pictures larger than this many megapixels, from their header, before "
+                            "decoding (protects memory from decompression bombs; 0 = no limit).",
+                            rich_help_panel=_INPUT)
+    ] = DEFAULT_MAX_PIXELS / 1e6,
+    log_every: Annotated[
+        float, typer.Option(help="When stderr is not a terminal (cron, nohup, CI), a progress line every this "
+                            "many seconds instead of a bar; -q turns them off.", rich_help_panel=_OUTPUT)
+    ] = 10.0,
 ) -> None:
     """Colorize pictures: files and folders (recursive) -> colour copies at full resolution. The default command.
 
@@ -88,12 +101,15 @@ def run_command(
     import cv2
 
     from labcolor.core.imageio import output_suffix
-    from labcolor.runtime import Colorizer, Summary
+    from labcolor.runtime import Colorizer
     from labcolor.runtime.jobs import count_jobs
 
     require_positive((("--size", size), ("--batch-size", batch_size), ("--workers", workers)))
     if threads is not None and threads < 0:
         raise ConfigError(f"--threads must be 0 (onnxruntime's default) or more, got {threads}")
+    if max_megapixels < 0 or log_every < 0:
+        raise ConfigError("--max-megapixels and --log-every must be 0 or more")
+    max_pixels = round(max_megapixels * 1e6) or None
     # Per-file decode failures are reported in the summary; OpenCV's own stderr lines would only repeat them.
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     if fmt is not None:
@@ -110,23 +126,36 @@ def run_command(
 
     summary = Summary()
     interrupted = False
-    results = colorizer.colorize_folder(paths, output, overwrite=overwrite, format=fmt, workers=workers)
-    with progress_bar(TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), TextColumn("{task.fields[note]}"), terminal_only=True) as bar:
+    results = colorizer.colorize_folder(paths, output, overwrite=overwrite, format=fmt, workers=workers,
+                                        max_pixels=max_pixels)
+    progress_log = ProgressLog(total, log_every) if not err.is_terminal else None
+    with results, progress_bar(TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), _Rate(),
+                               TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
+                               terminal_only=True) as bar:
         task = bar.add_task("colorize", total=total, note="", done=0, started=None)
+
+        def count(result: FileResult) -> None:
+            if result.status == "done" and summary.done == 0:
+                # Start the clock at the first finished picture, so start-up does not count.
+                bar.update(task, started=time.perf_counter() - result.seconds)
+            summary.add(result)
+            note = f"[yellow]{summary.skipped} skipped[/] " if summary.skipped else ""
+            note += f"[red]{len(summary.failed)} failed[/]" if summary.failed else ""
+            bar.update(task, advance=1, done=summary.done, note=note)
+            if progress_log is not None:
+                progress_log.update(summary, result.seconds if result.status == "done" else 0.0)
+
         try:
             for result in results:
-                if result.status == "done" and summary.done == 0:
-                    # Start the clock at the first finished picture, so start-up does not count.
-                    bar.update(task, started=time.perf_counter() - result.seconds)
-                summary.add(result)
-                note = f"[yellow]{summary.skipped} skipped[/] " if summary.skipped else ""
-                note += f"[red]{len(summary.failed)} failed[/]" if summary.failed else ""
-                bar.update(task, advance=1, done=summary.done, note=note)
+                count(result)
         except KeyboardInterrupt:
             interrupted = True  # still report what was done: a re-run resumes from there
-        finally:
-            results.close()  # lets pictures in flight finish their atomic write, starts no new one
+            results.stop()  # no new picture; those in flight finish their atomic write and are counted
+            with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl+C stops waiting for them
+                for result in results:
+                    count(result)
+    for source, reason in summary.notes:
+        err.print(f"[yellow]note[/] {source}: {reason}", highlight=False, soft_wrap=True)
     for source, reason in summary.failed:
         err.print(f"[red]failed[/] {source}: {reason}", highlight=False, soft_wrap=True)
     where = output if output is not None else ", ".join(sorted({str(_default_out(p)) for p in paths}))
@@ -145,6 +174,43 @@ def _default_out(path: Path) -> Path:
     from labcolor.runtime.jobs import default_output_root
 
     return default_output_root(Path(path).resolve())
+
+
+class ProgressLog:
+    """Progress as plain log lines, for runs whose stderr is a file or a pipe (no bar there): every
+    `every` seconds, "colorizing: 120/5000, 3.1 img/s, about 26 min left". INFO level, so -q hides them."""
+
+    def __init__(self, total: int, every: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total, self.every, self.clock = total, every, clock
+        self.started: float | None = None
+        self.last = clock()
+
+    def update(self, summary: Summary, seconds: float = 0.0) -> None:
+        now = self.clock()
+        if self.started is None and summary.done:
+            self.started = now - seconds  # the clock starts with the first finished picture, as the bar's
+        if now - self.last < self.every and summary.total < self.total:
+            return
+        self.last = now
+        line = f"colorizing: {summary.total}/{self.total}"
+        elapsed = now - self.started if self.started is not None else 0.0
+        if summary.done and elapsed > 0:
+            rate = summary.done / elapsed
+            left = (self.total - summary.total) / rate
+            line += f", {rate:.1f} img/s, about {_duration(left)} left"
+        if summary.skipped:
+            line += f", {summary.skipped} skipped"
+        if summary.failed:
+            line += f", {len(summary.failed)} failed"
+        logging.getLogger("labcolor").info(line)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class _Rate(ProgressColumn):

@@ -35,3 +35,9 @@ class DeviceError(LabcolorError, RuntimeError):
 
 class OutputError(LabcolorError, OSError):
     """A result could not be encoded or written, or the output location is unsafe (inside an input folder)."""
+
+
+class ModelOutputError(ModelError):
+    """The network's output for a picture is unusable (NaN or infinite values, wrong shape): a broken model
+    file, never a property of the picture. The folder pipeline fails that picture and stops the run when
+    every picture so far failed this way."""

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from labcolor.core.errors import ImageError, OutputError
+from labcolor.core.header import DEFAULT_MAX_PIXELS, Header, read_header
 
 # Extensions a folder walk picks up (files named on the command line are tried whatever their name).
 INPUT_SUFFIXES = frozenset(
@@ -129,18 +130,49 @@ _REDUCED = {
 }
 
 
-def decode(data: bytes | np.ndarray, *, source: str = "", reduce: int = 1) -> np.ndarray:
+@dataclass(frozen=True)
+class Decoded:
+    image: np.ndarray  # see decode
+    header: Header | None  # what the file's header said (format, size, frames); None if unknown
+
+
+def decode(data: bytes | np.ndarray, *, source: str = "", reduce: int = 1,
+           max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Encoded bytes -> oriented pixels: gray (H, W), BGR (H, W, 3) or BGRA (H, W, 4); depth as stored.
 
     `source` (a file name) prefixes error messages when given. `reduce` (2, 4 or 8) decodes at
     that fraction of the size as 8-bit BGR, for quick looks (scanning a training folder).
+    `max_pixels`: a picture whose header declares more pixels is refused (ImageError) before any
+    pixel is decoded; None: no limit. Multi-frame files give their first frame (see decode_file).
     """
+    return decode_file(data, source=source, reduce=reduce, max_pixels=max_pixels).image
+
+
+def check_pixels(header: Header | None, shape: tuple[int, ...] | None, max_pixels: int | None, at: str = "") -> None:
+    """ImageError when a picture (by its header, or by its decoded shape) has more than `max_pixels` pixels."""
+    if max_pixels is None:
+        return
+    if max_pixels <= 0:
+        raise ValueError(f"max_pixels must be positive or None, got {max_pixels}")
+    width, height = (header.width, header.height) if header is not None else (shape[1], shape[0]) if shape else (0, 0)
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{at}{width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit of "
+            f"{max_pixels / 1e6:g} (refused before decoding; raise the limit with --max-megapixels)"
+        )
+
+
+def decode_file(data: bytes | np.ndarray, *, source: str = "", reduce: int = 1,
+                max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Decoded:
+    """`decode`, also returning the file's header (the frame count of an animation, its format)."""
     if reduce != 1 and reduce not in _REDUCED:
         raise ValueError(f"reduce must be 1, 2, 4 or 8, got {reduce}")
     buf = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     at = f"{source}: " if source else ""
     if buf.size == 0:
         raise ImageError(f"{at}empty file (0 bytes)")
+    header = read_header(buf)
+    check_pixels(header, None, max_pixels, at)
     try:
         image, kinds, blocks = cv2.imdecodeWithMetadata(buf, _REDUCED.get(reduce, cv2.IMREAD_UNCHANGED))
     except cv2.error as exc:
@@ -148,6 +180,8 @@ def decode(data: bytes | np.ndarray, *, source: str = "", reduce: int = 1) -> np
     if image is None or image.size == 0:
         # OpenCV returns nothing both for unknown formats and for corrupt or truncated files.
         raise ImageError(f"{at}not a readable picture (corrupt, truncated, or not an image format OpenCV knows)")
+    if header is None:
+        check_pixels(None, image.shape, max_pixels, at)  # a format whose header is not read: checked after
     for kind, block in zip(kinds, blocks):
         if kind == cv2.IMAGE_METADATA_EXIF:
             image = apply_orientation(image, exif_orientation(np.asarray(block, np.uint8).tobytes()))
@@ -158,16 +192,20 @@ def decode(data: bytes | np.ndarray, *, source: str = "", reduce: int = 1) -> np
         raise ImageError(f"{at}unsupported channel layout {image.shape}")
     if image.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
         raise ImageError(f"{at}unsupported pixel type {image.dtype}")
-    return image
+    gif_alpha = header is not None and header.format == "GIF" and image.ndim == 3 and image.shape[2] == 4
+    if gif_alpha and int(image[:, :, 3].min()) == 255:
+        # OpenCV gives every GIF an alpha channel; keep it only when some pixel is transparent.
+        image = np.ascontiguousarray(image[:, :, :3])
+    return Decoded(image, header)
 
 
-def read(path: Path, *, reduce: int = 1) -> np.ndarray:
+def read(path: Path, *, reduce: int = 1, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read and decode one file (see `decode`); OSError for an unreadable file, ImageError for a bad picture."""
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not a picture")
     # np.fromfile handles any path (non-ASCII too); cv2.imread does not on every platform.
-    return decode(np.fromfile(path, dtype=np.uint8), source=str(path), reduce=reduce)
+    return decode(np.fromfile(path, dtype=np.uint8), source=str(path), reduce=reduce, max_pixels=max_pixels)
 
 
 def color8(image: np.ndarray) -> np.ndarray | None:

@@ -24,18 +24,19 @@ _EXPORTS = {
     "DeviceError": "labcolor.core.errors",
     "ImageError": "labcolor.core.errors",
     "ModelError": "labcolor.core.errors",
+    "ModelOutputError": "labcolor.core.errors",
     "OutputError": "labcolor.core.errors",
     "MetadataError": "labcolor.core.metadata",
     "ModelMetadata": "labcolor.core.metadata",
 }
 __all__ = [  # noqa: RUF022 - grouped like _EXPORTS
     "Colorizer", "default_model_path", "FileResult", "Summary", "LabcolorError", "DeviceError", "ImageError",
-    "ModelError", "OutputError", "MetadataError", "ModelMetadata",
+    "ModelError", "ModelOutputError", "OutputError", "MetadataError", "ModelMetadata",
 ]
 
 if TYPE_CHECKING:
     from labcolor.runtime.colorizer import Colorizer, default_model_path
-    from labcolor.core.errors import DeviceError, LabcolorError, ImageError, ModelError, OutputError
+    from labcolor.core.errors import DeviceError, ImageError, LabcolorError, ModelError, ModelOutputError, OutputError
     from labcolor.core.metadata import MetadataError, ModelMetadata
     from labcolor.runtime.results import FileResult, Summary
 

@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from labcolor.core.errors import ConfigError, ModelError
+from labcolor.core.errors import ConfigError, ModelError, ModelOutputError
+from labcolor.core.header import DEFAULT_MAX_PIXELS
 from labcolor.core.metadata import MAX_SATURATION, MetadataError, ModelMetadata
 from labcolor.runtime import postprocess, preprocess
 from labcolor.runtime.batcher import Batcher
-from labcolor.runtime.folder import Steps, run_folder
+from labcolor.runtime.folder import FolderRun, Steps, run_folder
 from labcolor.runtime.jobs import Job, iter_jobs
 from labcolor.runtime.preprocess import Prepared
-from labcolor.runtime.results import FileResult
 from labcolor.runtime.session import create_session, session_device
 
 PathLike = str | os.PathLike
@@ -105,13 +105,36 @@ class Colorizer:
         self._sessions_lock = threading.Lock()
 
     def _check_io(self) -> None:
-        inputs = [i.name for i in self.session.get_inputs()]
-        outputs = [o.name for o in self.session.get_outputs()]
-        if self.metadata.input.name not in inputs or self.metadata.output.name not in outputs:
+        """ModelError unless the graph is what its metadata describes: one float32 input (N, 1, H, W) and a
+        float32 output (N, 2, H, W) of the same size, finite on a gray test picture. A broken export is
+        refused here, once, instead of failing (or silently ruining) every picture of a run."""
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        spec_in, spec_out = self.metadata.input, self.metadata.output
+        if spec_in.name not in inputs or spec_out.name not in outputs:
             raise MetadataError(
-                f"{self.model_path}: metadata names input {self.metadata.input.name!r} and output "
-                f"{self.metadata.output.name!r}, but the graph has inputs {inputs} and outputs {outputs}"
+                f"{self.model_path}: metadata names input {spec_in.name!r} and output {spec_out.name!r}, "
+                f"but the graph has inputs {list(inputs)} and outputs {list(outputs)}"
             )
+        for arg, spec, what in ((inputs[spec_in.name], spec_in, "input"), (outputs[spec_out.name], spec_out, "output")):
+            shape = list(arg.shape)
+            if arg.type != "tensor(float)" or len(shape) != 4 or (isinstance(shape[1], int) and shape[1] != spec.channels):
+                raise ModelError(
+                    f"{self.model_path}: the {what} {arg.name!r} is {arg.type} of shape {shape}; labcolor models "
+                    f"take and give float32 (N, {spec.channels}, H, W), as their metadata says"
+                )
+        m = self.metadata.size_multiple
+        probe = np.full((1, 1, m, 2 * m), 0.0, np.float32)  # mid-gray; two widths catch a swapped H/W
+        try:
+            ab = self.predict(probe)
+        except ModelOutputError as exc:
+            raise ModelError(f"{self.model_path}: refused at load: {exc}") from exc
+        except Exception as exc:  # onnxruntime's own errors: the graph cannot run at its own size multiple
+            raise ModelError(f"{self.model_path}: cannot run on a {m}x{2 * m} test input (its size multiple): "
+                             f"{' '.join(str(exc).split())}") from exc
+        if not np.isfinite(ab).all():
+            raise ModelError(f"{self.model_path}: refused at load: its output on a gray test picture is not "
+                             "finite (NaN or infinity); the model file is broken")
 
     def __repr__(self) -> str:
         return (f"Colorizer(model={str(self.model_path)!r}, device={self.device!r}, size={self.size}, "
@@ -137,11 +160,18 @@ class Colorizer:
         """Normalised L (N, 1, ph, pw) float32 -> normalised ab (N, 2, ph, pw) float32."""
         session = session or self.session
         (ab,) = session.run([self.metadata.output.name], {self.metadata.input.name: batch})
+        expected = (batch.shape[0], 2, batch.shape[2], batch.shape[3])
+        if not isinstance(ab, np.ndarray) or ab.shape != expected or ab.dtype != np.float32:
+            got = f"{ab.dtype} {ab.shape}" if isinstance(ab, np.ndarray) else type(ab).__name__
+            raise ModelOutputError(f"the model returned {got} for an input of shape {batch.shape}; expected "
+                                   f"float32 {expected}")
         return ab
 
     def finish(self, item: Prepared, ab_n: np.ndarray, *, dtype: np.dtype | None = None,
                bgr: bool = True, saturation: float | None = None) -> np.ndarray:
         """One picture's predicted ab (2, ph, pw) -> the coloured picture at full resolution."""
+        if not np.isfinite(ab_n).all():
+            raise ModelOutputError("the model's output for this picture has NaN or infinite values")
         return postprocess.colorize_prepared(
             item.l, item.alpha, np.dtype(dtype or item.dtype), ab_n, item.crop, self.metadata.scaling, bgr=bgr,
             saturation=self.saturation if saturation is None else _check_saturation(saturation),
@@ -189,13 +219,18 @@ class Colorizer:
         overwrite: bool = False,
         format: str | None = None,  # mirrors --format
         workers: int | None = None,
-    ) -> Iterator[FileResult]:
-        """Colorize files and folders (recursive) into `output`; yields one FileResult per picture as it ends.
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> FolderRun:
+        """Colorize files and folders (recursive) into `output`; iterate the result for one FileResult per
+        picture as it ends (`stop()` on it ends the run gracefully, see folder.FolderRun).
 
         Default output: `<folder>_colorized` beside each folder argument (see runtime.jobs). Outputs
         are written atomically; existing ones are skipped unless overwrite. Bad files give a "failed"
         result and the run goes on. Raises FileNotFoundError / OutputError before starting when an
-        input is missing or the output folder is unsafe.
+        input is missing or the output folder is unsafe. max_pixels: pictures whose header declares
+        more are refused before decoding (None: no limit).
+        Raises ModelOutputError (while iterating) when the model's output was unusable for every one of
+        the first folder.BAD_OUTPUT_STOP pictures.
         """
         paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
         jobs = iter_jobs(paths, Path(output) if output is not None else None, format)
@@ -205,9 +240,11 @@ class Colorizer:
             workers = max(cpu_count(), self.batch_size) if self.batch_size > 1 else cpu_count()
         if workers <= 0:
             raise ConfigError(f"workers must be positive, got {workers}")
-        return self._run_folder(_chain(first, jobs), workers, overwrite)
+        if max_pixels is not None and max_pixels <= 0:
+            raise ConfigError(f"max_pixels must be positive (or None for no limit), got {max_pixels}")
+        return self._run_folder(_chain(first, jobs), workers, overwrite, max_pixels)
 
-    def _run_folder(self, jobs: Iterator[Job], workers: int, overwrite: bool) -> Iterator[FileResult]:
+    def _run_folder(self, jobs: Iterator[Job], workers: int, overwrite: bool, max_pixels: int | None) -> FolderRun:
         # On CPU the cores are shared out between the workers (one each by default) so the pictures in
         # flight never oversubscribe them; an explicit `threads` wins.
         session = self.session
@@ -220,11 +257,8 @@ class Colorizer:
             finish=lambda item, ab, dtype: self.finish(item, ab, dtype=dtype, bgr=True),  # at self.saturation
             worker_done=batcher.worker_finished if batcher is not None else (lambda: None),
         )
-        try:
-            yield from run_folder(steps, jobs, workers=workers, overwrite=overwrite)
-        finally:
-            if batcher is not None:
-                batcher.close()
+        return run_folder(steps, jobs, workers=workers, overwrite=overwrite, max_pixels=max_pixels,
+                          on_close=batcher.close if batcher is not None else (lambda: None))
 
 
 def _check_saturation(value: float) -> float:

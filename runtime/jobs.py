@@ -10,6 +10,10 @@ Rules (the CLI's --help repeats them):
 * The output suffix is the input's, or `fmt`'s (see imageio.output_suffix).
 * Nothing is ever written into an input folder or over an input file: an output root inside
   an input folder is refused up front (OutputError), and every target is checked again.
+* An output root that cannot be a folder (an existing file, or a path through one) is refused
+  up front too, before any picture is decoded.
+* A sub-folder that cannot be listed (permissions, I/O error) is not skipped silently: it
+  becomes a failed job naming the folder, so the run's summary and exit code show it.
 """
 
 from __future__ import annotations
@@ -27,9 +31,17 @@ OUTPUT_FOLDER_SUFFIX = "_colorized"
 
 @dataclass(frozen=True)
 class Job:
-    source: Path  # the input file, as found (absolute)
-    target: Path  # where its colorized picture goes (absolute)
+    source: Path  # the input file, as found (absolute); for a folder that could not be listed, that folder
+    target: Path | None  # where its colorized picture goes (absolute); None for an unlisted folder
     problem: str | None = None  # set when the file must not be processed (e.g. two inputs, one output)
+
+
+@dataclass(frozen=True)
+class WalkError:
+    """A folder the walk could not list, and why."""
+
+    folder: Path
+    reason: str
 
 
 def default_output_root(argument: Path) -> Path:
@@ -56,6 +68,7 @@ def check_inputs(inputs: Sequence[Path], output: Path | None) -> list[Path]:
         resolved.append(_absolute(path))
     if output is not None:
         out = _absolute(Path(output))
+        _check_output_root(Path(output), out)
         for src in resolved:
             if src.is_dir() and (out == src or out.is_relative_to(src)):
                 raise OutputError(
@@ -66,13 +79,44 @@ def check_inputs(inputs: Sequence[Path], output: Path | None) -> list[Path]:
     return resolved
 
 
-def walk_pictures(folder: Path) -> Iterator[Path]:
-    """Picture files under `folder`, recursively, sorted, hidden entries skipped, symlinked folders not followed."""
-    for current, dirs, files in os.walk(folder, onerror=None, followlinks=False):
+def _check_output_root(given: Path, out: Path) -> None:
+    """OutputError unless `out` is, or can be made, a folder: no file in its place or on its way."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"the output {given} is an existing file, not a folder; name a folder with -o")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"the output folder {given} cannot be made: {parent} is a file")
+            break
+
+
+def walk(folder: Path) -> Iterator[Path | WalkError]:
+    """Picture files under `folder`, recursively, sorted, hidden entries skipped, symlinked folders not
+    followed; a folder that cannot be listed comes as a WalkError in its place (the walk goes on)."""
+    errors: list[OSError] = []
+    for current, dirs, files in os.walk(folder, onerror=errors.append, followlinks=False):
+        while errors:  # os.walk reports a folder it cannot list before moving on to the next one
+            yield _walk_error(errors.pop(0), folder)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in INPUT_SUFFIXES:
                 yield Path(current, name)
+    while errors:
+        yield _walk_error(errors.pop(0), folder)
+
+
+def _walk_error(exc: OSError, root: Path) -> WalkError:
+    where = Path(exc.filename) if exc.filename else root
+    return WalkError(where, f"cannot list this folder: {exc.strerror or exc}; its pictures were not colorized")
+
+
+def walk_pictures(folder: Path) -> Iterator[Path]:
+    """The pictures of `walk`; a folder that cannot be listed raises its OSError (training and evaluation
+    must not quietly run on part of their data)."""
+    for entry in walk(folder):
+        if isinstance(entry, WalkError):
+            raise OSError(f"{entry.folder}: {entry.reason}")
+        yield entry
 
 
 def iter_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | None = None) -> Iterator[Job]:
@@ -90,13 +134,16 @@ def iter_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | Non
     for arg in args:
         root = out_root if out_root is not None else default_output_root(arg)
         if arg.is_dir():
-            sources: Iterator[Path] = walk_pictures(arg)
+            sources: Iterator[Path | WalkError] = walk(arg)
             base = arg
         else:
             sources, base = iter([arg]), arg.parent
         local: dict[Path, Path] = {}  # target -> source within the folder being listed
         folder = None
         for src in sources:
+            if isinstance(src, WalkError):
+                yield Job(src.folder, None, src.reason)
+                continue
             if src.parent != folder:
                 folder, local = src.parent, {}
             target = root / src.relative_to(base)

@@ -42,7 +42,6 @@ Provider = str | tuple[str, dict[str, Any]]
 
 _probe_lock = threading.Lock()
 _cuda_probe: dict[int, str | None] = {}  # device id -> None if CUDA loads there, else why not
-_told_fallback = threading.Event()  # the auto -> CPU fallback is logged once per process
 
 
 @dataclass(frozen=True)
@@ -144,15 +143,11 @@ def create_session(model: Path | bytes, device: str = "auto", threads: int | Non
             providers = [(CUDA, {"device_id": request.device_id}), CPU]
         elif request.kind == "cuda":
             raise DeviceError(f"device {device!r} cannot be used: {reason}. Use --device cpu (or auto).")
-        elif CUDA not in ort.get_available_providers():
-            # The CPU build (labcolor[cpu]): CPU is what was installed, nothing to warn about.
+        else:
+            # Only "auto" gets here: the user asked for nothing, so falling back to CPU is not news (the CPU
+            # build, or a GPU build on a machine without a usable GPU). --verbose tells why; `colorize info`
+            # lists the providers; --device cuda turns it into an error.
             log.debug("running on CPU: %s", reason)
-        elif not _told_fallback.is_set():
-            _told_fallback.set()
-            # The GPU build that cannot use its GPU here: a warning, once per process, because someone
-            # who installed labcolor[gpu] should learn it is not being used; --device cpu silences it.
-            log.warning("CUDA is not usable here; running on CPU (pass --device cpu to skip this check)")
-            log.debug("why not CUDA: %s", reason)
     session = open_session(model, providers, threads=threads)
     if request.kind == "cuda" and CUDA not in session.get_providers():
         raise DeviceError(f"device {device!r} cannot be used: the CUDA provider did not load for {_name(model)}")

@@ -75,9 +75,9 @@ def make_tiny_model(
 def make_constant_model(path: Path, ab_n: tuple[float, float], *, size_multiple: int = 8,
                         inference_size: int = 64) -> Path:
     """ab = constant (network units) everywhere, whatever L is: the colour the output must show."""
-    inits = [_init("zero", np.zeros((2, 1, 1, 1))), _init("bias", np.array(ab_n).reshape(1, 2, 1, 1))]
+    inits = [_init("zero", np.zeros((1, 2, 1, 1))), _init("bias", np.array(ab_n).reshape(1, 2, 1, 1))]
     nodes = [
-        helper.make_node("Mul", ["L", "zero"], ["z"]),  # (N,1,H,W) * (2,1,1,1) -> (N,2,H,W) zeros
+        helper.make_node("Mul", ["L", "zero"], ["z"]),  # (N,1,H,W) * (1,2,1,1) -> (N,2,H,W) zeros
         helper.make_node("Add", ["z", "bias"], ["ab"]),
     ]
     meta = ModelMetadata(size_multiple=size_multiple, train_size=32, inference_size=inference_size)

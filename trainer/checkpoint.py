@@ -23,6 +23,7 @@ Layout (a plain dict, loadable with `torch.load(weights_only=True)`):
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,29 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message suggests retrying with weights_only=False, i.e. letting the file run code: never
+        # pass that on. Keep only its diagnosis ("Unsupported global: ...", "Unsupported operand ...").
+        text = str(exc)
+        detail = text.split("WeightsUnpickler error:", 1)[-1].strip().splitlines()[0] if text else ""
+        if "Unsupported global" not in text:  # corrupt or foreign bytes, not a refused object
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({detail or 'corrupt'})") from exc
+        raise CheckpointError(
+            f"{path}: refused: the file holds Python objects other than tensors and plain data, which a labcolor "
+            "checkpoint never does (loading it could run code it contains); use a checkpoint written by "
+            "`colorize train`"
+        ) from exc
     except Exception as exc:  # torch raises many types for corrupt/foreign files
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({exc.__class__.__name__}: {exc})") from exc
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)})") from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a labcolor checkpoint")
     if ckpt.get("version") != VERSION:
         raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is not supported (expected {VERSION})")
     return ckpt
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{exc.__class__.__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
 
 
 def generator_from_checkpoint(ckpt: dict[str, Any]) -> UNetGenerator:
