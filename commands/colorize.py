@@ -189,8 +189,8 @@ class ProgressLog:
         now = self.clock()
         if self.started is None and summary.done:
             self.started = now - seconds  # the clock starts with the first finished picture, as the bar's
-        if now - self.last < self.every and summary.total < self.total:
-            return
+        if now - self.last < self.every:
+            return  # the summary after the run gives the final counts
         self.last = now
         line = f"colorizing: {summary.total}/{self.total}"
         elapsed = now - self.started if self.started is not None else 0.0

@@ -18,7 +18,7 @@ Schema version 1 (all keys required unless marked optional)::
       "size_multiple": 32,      # H and W fed to the model must be multiples of this
       "train_size": 128,        # crop size the model was trained at
       "inference_size": 256,    # recommended working size (longer side, before padding)
-      "precision": "fp32",      # fp32 | fp16 | int8 (inputs/outputs stay float32 in all)
+      "precision": "fp32",      # fp32 | fp16-weights | fp16 | int8 (inputs/outputs stay float32 in all)
       "training": {...}         # free-form: dataset, epochs, steps, losses, config, metrics, date, version
     }
 """
@@ -34,7 +34,7 @@ from labcolor.core.errors import ModelError
 
 METADATA_KEY = "labcolor"
 SCHEMA_VERSION = 1
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16-weights", "fp16", "int8")
 MAX_SATURATION = 4.0  # far beyond any useful boost; a guard against typos such as 15 for 1.5
 
 

@@ -313,6 +313,27 @@ def test_fp16_export(exported, tmp_path: Path) -> None:
     assert 0 < report.parity.max_abs <= FP16_TOLERANCE
 
 
+def test_fp16_weights_export_stores_half_and_computes_in_float32(exported, tmp_path: Path) -> None:
+    ckpt, fp32_model, _ = exported["batchnorm-dropout"]
+    report = export_generator(ckpt, tmp_path / "m.onnx", precision="fp16-weights", parity_shapes=SHAPES)
+    proto = onnx.load(str(report.path))
+    onnx.checker.check_model(proto, full_check=True)
+    stored = {i.name: i.data_type for i in proto.graph.initializer if len(i.dims) == 4}
+    assert stored and set(stored.values()) == {onnx.TensorProto.FLOAT16}
+    casts = {n.input[0]: n.attribute[0].i for n in proto.graph.node if n.op_type == "Cast"}
+    assert set(stored) <= set(casts) and set(casts.values()) == {onnx.TensorProto.FLOAT}  # each read as float32
+    convs = [n for n in proto.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    assert convs and not any(name in stored for n in convs for name in n.input)  # no conv reads float16 directly
+    assert report.file_bytes < 0.6 * fp32_model.stat().st_size
+    assert report.metadata.precision == "fp16-weights"
+    generator, _ = load_generator(ckpt)
+    l_n = photos_l(2, 64, 48, seed=1)
+    fp32 = session(fp32_model).run(None, {"L": l_n})[0]
+    got = session(report.path).run(None, {"L": l_n})[0]
+    assert 0 < np.abs(got - fp32).max() <= FP16_TOLERANCE  # rounded weights, nothing else
+    assert np.abs(got - torch_ab(generator, l_n)).max() <= FP16_TOLERANCE
+
+
 @pytest.fixture(scope="module")
 def int8_export(exported, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, exporter.ExportReport]:
     ckpt = exported["batchnorm-dropout"][0]
@@ -471,8 +492,9 @@ def test_cli_export(exported, tmp_path: Path) -> None:
     meta = ModelMetadata.from_props(session(out).get_modelmeta().custom_metadata_map)
     assert meta.training["config"]["noise_channels"] == 2
 
-    result = runner.invoke(cli.app, ["export", str(ckpt), "--fp16", "--int8"])
-    assert result.exit_code == 2 and "exclude each other" in result.output
+    for pair in (["--fp16", "--int8"], ["--fp16-weights", "--fp16"]):
+        result = runner.invoke(cli.app, ["export", str(ckpt), *pair])
+        assert result.exit_code == 2 and "exclude each other" in result.output
     junk = tmp_path / "junk.pt"
     junk.write_text("nope")
     result = runner.invoke(cli.app, ["export", str(junk), "-o", str(tmp_path / "x.onnx")])
