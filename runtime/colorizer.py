@@ -251,14 +251,21 @@ class Colorizer:
         if self.device == "cpu" and self.threads is None:
             session = self.session_with_threads(max(1, cpu_count() // workers))
         batcher = Batcher(lambda b: self.predict(b, session), self.batch_size, workers) if self.batch_size > 1 else None
-        steps = Steps(
+        steps = self.file_steps(session, batcher)
+        return run_folder(steps, jobs, workers=workers, overwrite=overwrite, max_pixels=max_pixels,
+                          on_close=batcher.close if batcher is not None else (lambda: None))
+
+    def file_steps(self, session: ort.InferenceSession | None = None, batcher: Batcher | None = None) -> Steps:
+        """What folder.process_job does to each picture with this colorizer: prepare, infer (one picture on
+        `session`, or through `batcher`), finish at the colorizer's saturation. Shared by every engine
+        that runs the per-file pipeline (the local threads here, a Ray actor), so their outputs are the same."""
+        session = session or self.session
+        return Steps(
             prepare=lambda image: self.prepare(image, bgr=True),
             infer=batcher.infer if batcher is not None else (lambda net: self.predict(net[None], session)[0]),
             finish=lambda item, ab, dtype: self.finish(item, ab, dtype=dtype, bgr=True),  # at self.saturation
             worker_done=batcher.worker_finished if batcher is not None else (lambda: None),
         )
-        return run_folder(steps, jobs, workers=workers, overwrite=overwrite, max_pixels=max_pixels,
-                          on_close=batcher.close if batcher is not None else (lambda: None))
 
 
 def _check_saturation(value: float) -> float:
