@@ -89,7 +89,8 @@ class TrainConfig:
 
     # ---- optimisation
     epochs: int = option(200, "Epochs in total (also when resuming).", OPTIMISATION)
-    batch_size: int = option(128, "Images per step.", OPTIMISATION)
+    batch_size: int = option(128, "Images per step, per process: under torchrun the global batch is this x the "
+                             "number of processes (the learning rate is not rescaled).", OPTIMISATION)
     lr_g: float = option(2e-4, "Generator learning rate.", OPTIMISATION)
     lr_d: float = option(2e-4, "Discriminator learning rate.", OPTIMISATION)
     beta1: float = option(0.5, "Adam beta1.", OPTIMISATION)

@@ -11,10 +11,10 @@ and a resumed run sees exactly the batches an uninterrupted run would have seen.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -142,20 +142,32 @@ Key = tuple[int, int]  # (index, epoch), yielded by EpochSampler
 
 
 class EpochSampler(Sampler[Key]):
-    """Yields (index, epoch) keys: a per-epoch permutation fixed by (seed, epoch)."""
+    """Yields (index, epoch) keys: a per-epoch permutation fixed by (seed, epoch).
 
-    def __init__(self, n: int, *, seed: int, shuffle: bool) -> None:
+    Under data-parallel training (`world` > 1) rank r takes every world-th key of that same
+    permutation, starting at r, after dropping the tail that would give ranks unequal counts
+    (a rank with an extra batch would wait for the others forever). With per-rank batch B, the
+    ranks' batches of a step together hold exactly the keys a single process with batch
+    world x B takes in that step, and augmentation is a function of the key alone.
+    """
+
+    def __init__(self, n: int, *, seed: int, shuffle: bool, rank: int = 0, world: int = 1) -> None:
+        if not 0 <= rank < world:
+            raise ValueError(f"rank {rank} outside a world of {world}")
         self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        self.rank, self.world = rank, world
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[Key]:
         order = np.random.default_rng([self.seed, self.epoch]).permutation(self.n) if self.shuffle else range(self.n)
+        if self.world > 1:
+            order = list(order)[: len(self) * self.world][self.rank :: self.world]
         return iter([(int(i), self.epoch) for i in order])
 
     def __len__(self) -> int:
-        return self.n
+        return self.n // self.world
 
 
 class FolderDataset(Dataset):

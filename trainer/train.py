@@ -9,6 +9,10 @@ Per epoch: validation L1/PSNR/CIEDE2000/colourfulness, a sample grid, an atomic 
 (plus best.pt when val CIEDE2000 improved), one JSON metrics line.
 `resume` restores weights, optimisers, schedulers, AMP scaler and RNG so the next step is
 the one an uninterrupted run would have taken.
+
+Launched by torchrun, the same loop trains data-parallel (trainer.distributed says what is
+shared, synchronised and written by whom); `state.g` / `state.d` stay the bare modules, and
+`g_train` / `d_train` are what the training step calls (their DDP wrappers when distributed).
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from labcolor import __version__ as labcolor_version
 from labcolor.core.imageio import write_atomic
+from labcolor.trainer import distributed
 from labcolor.trainer.checkpoint import FORMAT, VERSION, load_checkpoint, save_atomic
 from labcolor.trainer.config import RESUMABLE_FIELDS, ConfigError, TrainConfig
 from labcolor.trainer.data import DataBundle, DataError, EpochSampler, build_data_for
@@ -161,19 +167,28 @@ class TrainState:
     gan: GANLoss | None
     use_amp: bool
     g_ema: nn.Module | None = None  # the moving average of g (cfg.ema > 0): what is validated and exported
+    group: distributed.Group = distributed.SINGLE
+    g_train: nn.Module | None = None  # what train_step calls: g, or its DDP wrapper (set by create)
+    d_train: nn.Module | None = None
     epoch: int = 0  # completed epochs
     step: int = 0  # optimiser steps taken
     best_de00: float = math.inf  # lowest val_de00 seen so far, and its epoch (0: none yet)
     best_epoch: int = 0
 
     @classmethod
-    def create(cls, cfg: TrainConfig, device: torch.device) -> "TrainState":
-        g = build_generator(cfg.generator_spec(), init_std=cfg.init_std).to(device)
+    def create(cls, cfg: TrainConfig, device: torch.device,
+               group: distributed.Group = distributed.SINGLE) -> TrainState:
+        # Every rank builds the same initial weights from cfg.seed; DDP also broadcasts rank 0's.
+        g = build_generator(cfg.generator_spec(), init_std=cfg.init_std)
+        g = distributed.sync_batchnorm(g, group, device).to(device)
         d = build_discriminator(cfg.discriminator_spec(), init_std=cfg.init_std).to(device) if cfg.adversarial else None
         opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
         opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2)) if d is not None else None
         use_amp = cfg.amp and device.type == "cuda"
         return cls(
+            group=group,
+            g_train=distributed.wrap(g, group, device),
+            d_train=distributed.wrap(d, group, device),
             cfg=cfg,
             device=device,
             g=g,
@@ -248,6 +263,7 @@ class TrainState:
             },
             "metrics": metrics,
             "best": {"epoch": self.best_epoch, "val_de00": self.best_de00},
+            "distributed": {"world": self.group.world},  # processes that trained it (resume may use another count)
         }
 
     def restore(self, ckpt: dict[str, Any]) -> None:
@@ -271,7 +287,7 @@ class TrainState:
 
 def train_step(state: TrainState, l_n: torch.Tensor, ab_n: torch.Tensor) -> dict[str, float]:
     """One optimiser step of D (if any) then G on L (N, 1, S, S) and ab (N, 2, S, S); returns the losses."""
-    cfg, g, d, amp = state.cfg, state.g, state.d, state.use_amp
+    cfg, g, d, amp = state.cfg, state.g_train or state.g, state.d_train or state.d, state.use_amp
     dev = state.device.type
     l_n = l_n.to(state.device, non_blocking=True)
     ab_n = ab_n.to(state.device, non_blocking=True)
@@ -283,6 +299,8 @@ def train_step(state: TrainState, l_n: torch.Tensor, ab_n: torch.Tensor) -> dict
         # D step: real pairs vs generated pairs (G's graph detached).
         d.requires_grad_(True)
         with torch.autocast(dev, enabled=amp):
+            # Two forwards, one backward: under DDP each parameter's gradient is still complete (and
+            # averaged over ranks) once, when that backward has summed both uses.
             real_logits = d(_d_input(l_n, ab_n, cfg.d_conditional)).float()
             fake_logits = d(_d_input(l_n, fake.detach(), cfg.d_conditional)).float()
             loss_d = state.gan.discriminator(real_logits, fake_logits)
@@ -296,7 +314,8 @@ def train_step(state: TrainState, l_n: torch.Tensor, ab_n: torch.Tensor) -> dict
         loss_l1 = l1_loss(fake.float(), ab_n)
         loss_g = cfg.l1_weight * loss_l1
         if d is not None:
-            loss_adv = state.gan.generator(d(_d_input(l_n, fake, cfg.d_conditional)).float())
+            # The bare D (not its DDP wrapper): its weights are frozen here, so no gradient of D is synchronised.
+            loss_adv = state.gan.generator(state.d(_d_input(l_n, fake, cfg.d_conditional)).float())
             loss_g = loss_g + cfg.adv_weight * loss_adv
             losses["g_adv"] = loss_adv.item()
     state.opt_g.zero_grad(set_to_none=True)
@@ -310,31 +329,63 @@ def train_step(state: TrainState, l_n: torch.Tensor, ab_n: torch.Tensor) -> dict
 
 
 def train(cfg: TrainConfig, *, resume: Path | None = None, progress: TrainProgress | None = None) -> TrainResult:
-    """Train (or resume) the run described by `cfg`; returns where its outputs are."""
+    """Train (or resume) the run described by `cfg`; returns where its outputs are.
+
+    Under torchrun (RANK / WORLD_SIZE set) every rank runs this; see trainer.distributed.
+    """
+    group = distributed.from_environment()
+    device = distributed.rank_device(group, resolve_device(cfg.device))
+    distributed.start(group, device)
+    try:
+        return _train(cfg, group, device, resume=resume, progress=progress if group.main else None)
+    finally:
+        distributed.stop(group)
+
+
+def _rank_seed(seed: int, epoch: int, rank: int) -> int:
+    """Per-rank, per-epoch seed of torch's RNG (dropout) in a distributed run: different ranks draw
+    different masks, and a resumed run re-creates exactly the streams of the epochs it repeats."""
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
+def _train(cfg: TrainConfig, group: distributed.Group, device: torch.device, *, resume: Path | None,
+           progress: TrainProgress | None) -> TrainResult:
     progress = progress or _Silent()
     ckpt = load_checkpoint(resume) if resume is not None else None
     out = Path(cfg.out)
-    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
     data: DataBundle = build_data_for(cfg)
-    if len(data.train) < cfg.batch_size:
-        raise DataError(f"{cfg.data}: {len(data.train)} training images, fewer than --batch-size {cfg.batch_size}")
-    log.info("data: %s", data.description)
+    if len(data.train) < cfg.batch_size * group.world:
+        raise DataError(f"{cfg.data}: {len(data.train)} training images, fewer than --batch-size {cfg.batch_size}"
+                        + (f" x {group.world} processes" if group.distributed else ""))
+    if group.main:
+        log.info("data: %s", data.description)
 
-    state = TrainState.create(cfg, device)
-    log.info("generator: %d parameters; discriminator: %s", count_parameters(state.g),
-             count_parameters(state.d) if state.d is not None else "none (L1-only)")
+    state = TrainState.create(cfg, device, group)
+    if group.main:
+        log.info("generator: %d parameters; discriminator: %s", count_parameters(state.g),
+                 count_parameters(state.d) if state.d is not None else "none (L1-only)")
+        if group.distributed:
+            log.info("data-parallel: %d processes (%s), batch %d each, global batch %d", group.world,
+                     "NCCL" if device.type == "cuda" else "gloo", cfg.batch_size, cfg.batch_size * group.world)
     metrics: dict[str, Any] = {}
     if ckpt is not None:
         state.restore(ckpt)
         metrics = ckpt["metrics"]
-        _rewrite_metrics(out / METRICS_NAME, state.epoch)
-        log.info("resumed %s at epoch %d, step %d", resume, state.epoch, state.step)
+        if group.main:
+            _rewrite_metrics(out / METRICS_NAME, state.epoch)
+            saved_world = (ckpt.get("distributed") or {}).get("world", 1)
+            log.info("resumed %s at epoch %d, step %d", resume, state.epoch, state.step)
+            if saved_world != group.world:
+                log.warning("the checkpoint was written by %d process(es), this run has %d: weights, optimisers, "
+                            "schedules and the epoch count continue exactly; the global batch becomes %d (was %d) "
+                            "and each step's pictures and dropout draws differ from an uninterrupted run",
+                            saved_world, group.world, cfg.batch_size * group.world, cfg.batch_size * saved_world)
 
-    train_sampler = EpochSampler(len(data.train), seed=cfg.seed, shuffle=True)
+    train_sampler = EpochSampler(len(data.train), seed=cfg.seed, shuffle=True, rank=group.rank, world=group.world)
     train_loader = _loader(data.train, cfg, train_sampler, batch_size=cfg.batch_size, drop_last=True)
     val_loader = _loader(data.val, cfg, EpochSampler(len(data.val), seed=cfg.seed, shuffle=False),
                          batch_size=cfg.batch_size, drop_last=False)
@@ -342,9 +393,12 @@ def train(cfg: TrainConfig, *, resume: Path | None = None, progress: TrainProgre
     sample_l = torch.stack([it[0] for it in sample_items])
     sample_ab = torch.stack([it[1] for it in sample_items])
 
-    out.mkdir(parents=True, exist_ok=True)
+    if group.main:
+        out.mkdir(parents=True, exist_ok=True)
     for epoch in range(state.epoch, cfg.epochs):
         train_sampler.set_epoch(epoch)
+        if group.distributed:
+            torch.manual_seed(_rank_seed(cfg.seed, epoch, group.rank))
         state.g.train()
         if state.d is not None:
             state.d.train()
@@ -357,21 +411,25 @@ def train(cfg: TrainConfig, *, resume: Path | None = None, progress: TrainProgre
                 sums[k] = sums.get(k, 0.0) + v
             batches += 1
             images += len(l_n)
-            progress.step(len(l_n), losses)
+            progress.step(len(l_n) * group.world, losses)
         seconds = time.perf_counter() - t0
         state.sched_g.step()
         if state.sched_d is not None:
             state.sched_d.step()
         state.epoch = epoch + 1
+        losses = distributed.mean_over_ranks({k: v / max(batches, 1) for k, v in sums.items()}, group, device)
+        if not group.main:
+            distributed.barrier(group)  # rank 0 validates and writes; wait so every rank starts the next epoch together
+            continue
 
         metrics = {
             "epoch": state.epoch,
             "step": state.step,
-            **{k: v / max(batches, 1) for k, v in sums.items()},
+            **losses,
             **evaluate(state.g_eval, val_loader, device, cfg.val_max_images),
             "lr_g": state.opt_g.param_groups[0]["lr"],
             "lr_d": state.opt_d.param_groups[0]["lr"] if state.opt_d is not None else None,
-            "images_per_s": images / seconds if seconds > 0 else math.nan,
+            "images_per_s": images * group.world / seconds if seconds > 0 else math.nan,
             "epoch_seconds": seconds,
             "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
@@ -388,5 +446,6 @@ def train(cfg: TrainConfig, *, resume: Path | None = None, progress: TrainProgre
             f.write(json.dumps(metrics) + "\n")
         log.debug("epoch %d: %s", state.epoch, json.dumps(metrics))
         progress.epoch_end(metrics)
+        distributed.barrier(group)
     best = out / BEST_NAME if state.best_epoch else None
     return TrainResult(out=out, checkpoint=out / CHECKPOINT_NAME, metrics=metrics, best=best, best_epoch=state.best_epoch)
