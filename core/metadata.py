@@ -33,6 +33,9 @@ from labcolor.core.color import COLOR_SPACE, LabScaling
 from labcolor.core.errors import ModelError
 
 METADATA_KEY = "labcolor"
+# A self-contained RGB graph (`colorize export --rgb`) carries its description under this key instead:
+# its inputs/outputs (uint8 RGB), working size, and under "model" the wrapped L -> ab model's own metadata.
+RGB_METADATA_KEY = "labcolor-rgb"
 SCHEMA_VERSION = 1
 PRECISIONS = ("fp32", "fp16-weights", "fp16", "int8")
 MAX_SATURATION = 4.0  # far beyond any useful boost; a guard against typos such as 15 for 1.5

@@ -24,6 +24,7 @@ from labcolor.core import color
 from labcolor.core.imageio import write_atomic
 from labcolor.core.metadata import MAX_SATURATION, PRECISIONS, ModelMetadata
 from labcolor.export import DEFAULT_OPSET, INT8_MAX_MEAN_AB, ExportError, verify
+from labcolor.export.checks import check_graph
 from labcolor.export.deploy import INPUT_NAME, deployable, float_level_plan, to_onnx
 from labcolor.export.describe import build_metadata, default_inference_size, describe
 from labcolor.runtime.preprocess import round_up
@@ -96,14 +97,6 @@ class ExportReport:
 
 
 # --------------------------------------------------------------------------- export
-
-
-def check_graph(model: onnx.ModelProto | bytes, what: str) -> None:
-    """onnx.checker full check (structure, types, shape inference); ExportError if it fails."""
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ExportError(f"{what} failed onnx.checker: {exc}") from exc
 
 
 def _opencv_check(data: bytes, batches: list[tuple[str, np.ndarray]], report: ExportReport) -> None:

@@ -7,6 +7,7 @@ count need the `onnx` package and are left out (with a note) when it is not inst
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from labcolor.core.errors import ModelError
-from labcolor.core.metadata import METADATA_KEY, MetadataError, ModelMetadata
+from labcolor.core.metadata import METADATA_KEY, RGB_METADATA_KEY, MetadataError, ModelMetadata
 from labcolor.runtime.session import CPU, open_session, quiet_onnxruntime
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class ModelInfo:
     parameters: int | None = None  # weights stored in the file (elements of all initializers)
     notes: list[str] = field(default_factory=list)
     providers: list[ProviderCheck] = field(default_factory=list)
+    rgb: dict[str, Any] | None = None  # the description of a self-contained RGB graph (`colorize export --rgb`)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -76,12 +78,25 @@ class ModelInfo:
             graph.append(f"opset {self.opset}")
         if self.parameters is not None:
             graph.append(f"{self.parameters:,} parameters")
-        out = [
-            f"file        {self.path} ({_size(self.file_bytes)})",
+        out = [f"file        {self.path} ({_size(self.file_bytes)})"]
+        if self.rgb is not None:
+            r = self.rgb
+            out += [
+                f"model       labcolor RGB colorizer (self-contained) around a {m.precision} generator"
+                + (f", {', '.join(graph)}" if graph else ""),
+                *(f"{label:<11} {t.describe()}" for label, t in zip(("input", "strength"), self.inputs)),
+                f"output      {self.outputs[0].describe()}  colorized RGB at full resolution",
+                f"sizes       any H, W; working size {r['working_size']} px (at least {r['train_size']})",
+                f"strength    feed {r['strength']['default']:g} for the model's default ({r['strength']['meaning']})",
+            ]
+            if t:
+                out.extend(_training_lines(t))
+            return out + [f"note        {n}" for n in self.notes]
+        out.append(
             f"model       labcolor {m.precision} generator, schema {m.schema_version}"
             + (f", {', '.join(graph)}" if graph else "")
-            + (f", made by {self.producer}" if self.producer else ""),
-        ]
+            + (f", made by {self.producer}" if self.producer else "")
+        )
         s = m.scaling
         for label, tensor, spec, formula in (
             ("input", self.inputs[0], m.input, f"= (L - {s.l_center:g}) / {s.l_scale:g}, L in [0, 100]"),
@@ -228,6 +243,8 @@ def inspect_model(path: Path, *, providers: bool = True) -> ModelInfo:
     outputs = [TensorInfo(o.name, o.type, list(o.shape)) for o in sess.get_outputs()]
     meta = sess.get_modelmeta()
     props = dict(meta.custom_metadata_map)
+    if RGB_METADATA_KEY in props and METADATA_KEY not in props:
+        return _inspect_rgb(path, props, inputs, outputs, meta.producer_name)
     try:
         metadata = ModelMetadata.from_props(props, source=str(path))
     except MetadataError as exc:
@@ -254,3 +271,18 @@ def inspect_model(path: Path, *, providers: bool = True) -> ModelInfo:
     if providers:
         info.providers = check_providers(path, metadata, metadata.input.name)
     return info
+
+
+def _inspect_rgb(path: Path, props: dict[str, str], inputs: list[TensorInfo], outputs: list[TensorInfo],
+                 producer: str) -> ModelInfo:
+    """`colorize info` of an RGB graph: its own description, and the wrapped model's metadata."""
+    try:
+        rgb = json.loads(props[RGB_METADATA_KEY])
+        metadata = ModelMetadata.from_props({METADATA_KEY: json.dumps(rgb["model"])}, source=str(path))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{path}: unreadable '{RGB_METADATA_KEY}' metadata ({exc})") from exc
+    opset, params, notes = _graph_facts(path)
+    notes.append("runs in any ONNX runtime as it is (Python, Node, browsers); the provider check applies to "
+                 "L -> ab models only")
+    return ModelInfo(path=path, file_bytes=path.stat().st_size, metadata=metadata, inputs=inputs, outputs=outputs,
+                     producer=producer, opset=opset, parameters=params, notes=notes, rgb=rgb)
