@@ -6,6 +6,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +27,11 @@ from labcolor.core.header import DEFAULT_MAX_PIXELS
 from labcolor.runtime.results import FileResult, Summary
 
 _OUTPUT, _MODEL, _SPEED, _INPUT = "Output", "Model", "Speed", "Input"
+
+
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
 
 
 def run_command(
@@ -82,6 +88,19 @@ def run_command(
         int | None, typer.Option(help="onnxruntime threads per inference. Default: CPU cores / workers.",
                                     rich_help_panel=_SPEED)
     ] = None,
+    engine: Annotated[
+        Engine, typer.Option(help="local: worker threads on this machine. ray: Ray Data actors, one model session "
+                             "each, one picture at a time (--workers actors; default one per CPU, or per GPU on "
+                             "CUDA), on a local Ray instance or on the cluster at --address; the same output files. "
+                             "Needs labcolor\\[ray].",
+                             rich_help_panel=_SPEED)
+    ] = Engine.local,
+    address: Annotated[
+        str | None, typer.Option(help="With --engine ray: the Ray cluster to join (e.g. auto, or HEAD:6379 after "
+                                 "`ray start --head`); default: a local Ray instance for this run. On a cluster "
+                                 "every node must see the inputs, the output folder and --model at the same paths "
+                                 "(shared storage), and have labcolor installed.", rich_help_panel=_SPEED)
+    ] = None,
     max_megapixels: Annotated[
         float, typer.Option(help="Refuse pictures larger than this many megapixels, from their header, before "
                             "decoding (protects memory from decompression bombs; 0 = no limit).",
@@ -105,6 +124,8 @@ def run_command(
     from labcolor.runtime.jobs import count_jobs
 
     require_positive((("--size", size), ("--batch-size", batch_size), ("--workers", workers)))
+    if address is not None and engine != Engine.ray:
+        raise ConfigError("--address is for --engine ray")
     if threads is not None and threads < 0:
         raise ConfigError(f"--threads must be 0 (onnxruntime's default) or more, got {threads}")
     if max_megapixels < 0 or log_every < 0:
@@ -115,19 +136,34 @@ def run_command(
     if fmt is not None:
         output_suffix("", fmt)  # refuses an unknown format before any work
     total = count_jobs(paths, output, fmt)
-    colorizer = Colorizer(model, device, size=size, threads=threads, batch_size=batch_size, saturation=saturation)
+    # With Ray the pictures run on the actors' devices; this one only checks the model, size and saturation
+    # up front (a driver without a GPU can still send work to GPU nodes).
+    colorizer = Colorizer(model, device if engine == Engine.local else "cpu", size=size, threads=threads,
+                          batch_size=batch_size, saturation=saturation)
     if total == 0:
         err.print("no pictures found (folders are searched for known picture extensions)", highlight=False)
         return
-    logging.getLogger("labcolor").info(
-        "%d picture(s), model %s, %s, working size %d, batch %d, saturation %g",
-        total, colorizer.model_path.name, colorizer.device, colorizer.size, colorizer.batch_size, colorizer.saturation,
-    )
+    if engine == Engine.local:
+        logging.getLogger("labcolor").info(
+            "%d picture(s), model %s, %s, working size %d, batch %d, saturation %g", total,
+            colorizer.model_path.name, colorizer.device, colorizer.size, colorizer.batch_size, colorizer.saturation,
+        )
+        results: Any = colorizer.colorize_folder(paths, output, overwrite=overwrite, format=fmt, workers=workers,
+                                                 max_pixels=max_pixels)
+    else:
+        from labcolor.runtime.ray_engine import colorize_folder_ray
+
+        logging.getLogger("labcolor").info(
+            "%d picture(s), model %s, engine ray (device %s), working size %d, saturation %g", total,
+            colorizer.model_path.name, device, colorizer.size, colorizer.saturation,
+        )
+        _quiet_ray_console()
+        results = colorize_folder_ray(model, paths, output, device=device, size=size, saturation=saturation,
+                                      threads=threads, overwrite=overwrite, fmt=fmt, max_pixels=max_pixels,
+                                      address=address, num_actors=workers)
 
     summary = Summary()
     interrupted = False
-    results = colorizer.colorize_folder(paths, output, overwrite=overwrite, format=fmt, workers=workers,
-                                        max_pixels=max_pixels)
     progress_log = ProgressLog(total, log_every) if not err.is_terminal else None
     with results, progress_bar(TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), _Rate(),
                                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
@@ -168,6 +204,20 @@ def run_command(
         raise typer.Exit(130)
     if summary.failed:
         raise typer.Exit(1)  # some inputs failed: not a usage error, the others are written
+
+
+def _quiet_ray_console() -> None:
+    """Ray Data prints each run's plan and notices on the console, through the bar; the command's own bar and
+    summary say what matters. Ray's log files keep everything, and -v leaves the console as Ray sets it."""
+    if logging.getLogger("labcolor").isEnabledFor(logging.DEBUG):
+        return
+    try:
+        import ray.data  # noqa: F401 - sets up its loggers on import
+    except ImportError:
+        return  # the engine says what to install
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setLevel(logging.CRITICAL)  # its errors reach the command as exceptions, said in one line
 
 
 def _default_out(path: Path) -> Path:

@@ -142,6 +142,28 @@ def _frames_note(header: Header | None) -> str:
 BAD_OUTPUT_STOP = 3
 
 
+class BadOutputWatch:
+    """Follows a run's results in order; gives the ModelOutputError that must stop the run once the first
+    BAD_OUTPUT_STOP pictures that reached the network all got an unusable output. Shared by every engine."""
+
+    def __init__(self) -> None:
+        self.reached_network = 0  # pictures whose network output was checked: fine or not
+        self.bad_outputs = 0
+
+    def __call__(self, result: FileResult) -> ModelOutputError | None:
+        if result.bad_model_output:
+            self.bad_outputs += 1
+            self.reached_network += 1
+        elif result.status == "done":
+            self.reached_network += 1
+        if self.bad_outputs >= BAD_OUTPUT_STOP and self.bad_outputs == self.reached_network:
+            return ModelOutputError(
+                f"the model gave an unusable output (e.g. NaN) for each of the first {self.bad_outputs} "
+                f"pictures ({result.reason}); stopped: the model file is probably broken"
+            )
+        return None
+
+
 class FolderRun:
     """The results of a folder run, as an iterator (completion order), with a graceful stop.
 
@@ -163,8 +185,7 @@ class FolderRun:
         self._clean = _TempCleaner()
         self._on_close = on_close
         self._live = workers
-        self._reached_network = 0  # pictures whose network output was checked: fine or not
-        self._bad_outputs = 0
+        self._watch_outputs = BadOutputWatch()
         self._closed = False
         self._cv_threads = cv2.getNumThreads()
         cv2.setNumThreads(1)  # parallelism comes from the workers; OpenCV's own pool would oversubscribe
@@ -212,17 +233,10 @@ class FolderRun:
         raise StopIteration
 
     def _watch(self, result: FileResult) -> None:
-        if result.bad_model_output:
-            self._bad_outputs += 1
-            self._reached_network += 1
-        elif result.status == "done":
-            self._reached_network += 1
-        if self._bad_outputs >= BAD_OUTPUT_STOP and self._bad_outputs == self._reached_network:
+        problem = self._watch_outputs(result)
+        if problem is not None:
             self.stop()
-            raise ModelOutputError(
-                f"the model gave an unusable output (e.g. NaN) for each of the first {self._bad_outputs} "
-                f"pictures ({result.reason}); stopped: the model file is probably broken"
-            )
+            raise problem
 
     def stop(self) -> None:
         """Start no new picture; those in flight still finish and are yielded."""
