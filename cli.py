@@ -19,7 +19,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from labcolor import __version__
-from labcolor.commands import colorize, curves, evaluate, export, info, recalibrate, train
+from labcolor.commands import colorize, curves, evaluate, export, info, recalibrate, serve, train
 from labcolor.commands._common import err, interrupted, setup_logging
 from labcolor.core.errors import LabcolorError
 
@@ -93,6 +93,7 @@ app.command("eval")(evaluate.eval_command)
 app.command("curves")(curves.curves_command)
 app.command("export")(export.export_command)
 app.command("info")(info.info_command)
+app.command("serve")(serve.serve_command)
 app.command("run")(colorize.run_command)
 
 _ROOT_FLAGS = frozenset({"-v", "--verbose", "-q", "--quiet"})

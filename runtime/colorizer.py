@@ -149,10 +149,13 @@ class Colorizer:
                 self._sessions[threads] = create_session(self.model_path, self._device_request, threads)
             return self._sessions[threads]
 
-    def prepare(self, image: np.ndarray, *, bgr: bool = True) -> Prepared:
-        """A picture (gray, gray+alpha, colour, colour+alpha) -> full-res L and the network input."""
+    def prepare(self, image: np.ndarray, *, bgr: bool = True, size: int | None = None) -> Prepared:
+        """A picture (gray, gray+alpha, colour, colour+alpha) -> full-res L and the network input at working
+        size `size` (default: the colorizer's)."""
+        if size is not None and size <= 0:
+            raise ConfigError(f"size must be a positive number of pixels, got {size}")
         return preprocess.prepare(
-            image, size=self.size, multiple=self.metadata.size_multiple, scaling=self.metadata.scaling,
+            image, size=size or self.size, multiple=self.metadata.size_multiple, scaling=self.metadata.scaling,
             bgr=bgr, min_size=self.metadata.train_size,
         )
 
