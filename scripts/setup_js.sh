@@ -10,7 +10,8 @@
 # 2. Chromium for the browser test: `apt-get install chromium` when /usr/bin/chromium is missing
 #    (needs root, Debian/Ubuntu). Skipped with LABCOLOR_SKIP_CHROMIUM=1.
 # 3. The onnxruntime-web files the page loads, copied from examples/web/node_modules into
-#    examples/web/vendor/ (git-ignored): no CDN, any static file server then serves the page.
+#    runtime/web/vendor/ (git-ignored; the page itself lives in the package, which `colorize serve` serves):
+#    no CDN, any static file server then serves runtime/web/ as a browser-only colorizer.
 #
 # Needs Node.js >= 18 and npm on PATH. onnxruntime-node's postinstall step, which would download
 # CUDA provider libraries from NuGet on Linux x64, is skipped (ONNXRUNTIME_NODE_INSTALL=skip):
@@ -71,7 +72,7 @@ fi
 # ort.webgpu.min.mjs     WebGPU and WASM (+ ort-wasm-simd-threaded.asyncify.{mjs,wasm}): loaded when the
 #                        browser offers a WebGPU adapter
 DIST="$ROOT/examples/web/node_modules/onnxruntime-web/dist"
-VENDOR="$ROOT/examples/web/vendor"
+VENDOR="$ROOT/runtime/web/vendor"
 FILES=(ort.wasm.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
        ort.webgpu.min.mjs ort-wasm-simd-threaded.asyncify.mjs ort-wasm-simd-threaded.asyncify.wasm)
 ORT_WEB_VERSION="$(node -p "require('$ROOT/examples/web/node_modules/onnxruntime-web/package.json').version")"
@@ -84,5 +85,5 @@ for f in "${FILES[@]}"; do
   fi
 done
 echo "$ORT_WEB_VERSION" > "$VENDOR/ONNXRUNTIME_WEB_VERSION"
-say "examples/web/vendor: onnxruntime-web $ORT_WEB_VERSION, ${#FILES[@]} files ($copied copied, $((${#FILES[@]} - copied)) already there)"
+say "runtime/web/vendor: onnxruntime-web $ORT_WEB_VERSION, ${#FILES[@]} files ($copied copied, $((${#FILES[@]} - copied)) already there)"
 say "done"

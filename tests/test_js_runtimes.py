@@ -7,7 +7,7 @@ bound: mean |difference| <= 1 level and >= 99.9% of pixel values within 3 levels
 with Python's onnxruntime on the same RGB model, which tells a runtime difference from a graph difference.
 
 A session fixture runs scripts/setup_js.sh first (npm ci from the lock files, Chromium from apt when it
-is missing and we are root, onnxruntime-web copied into examples/web/vendor/). Without Node.js the module
+is missing and we are root, onnxruntime-web copied into runtime/web/vendor/). Without Node.js the module
 skips; without Chromium the browser test skips.
 """
 
@@ -33,8 +33,9 @@ from tests.runtime_fixtures import make_tiny_model, photo
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_EXAMPLE = ROOT / "examples" / "node" / "colorize.mjs"
-WEB = ROOT / "examples" / "web"
-DRIVER = WEB / "test" / "drive.mjs"
+WEB = ROOT / "runtime" / "web"  # the page (shipped in the package; `colorize serve` serves it too)
+JS = ROOT / "examples" / "web"  # its npm set-up and the Chromium driver
+DRIVER = JS / "test" / "drive.mjs"
 CHROMIUM = Path(os.environ.get("LABCOLOR_CHROMIUM", "/usr/bin/chromium"))
 
 BOUND_MEAN = 1.0      # levels of 8-bit RGB
@@ -197,7 +198,7 @@ def test_node_usage_errors(js_setup, tmp_path: Path) -> None:
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    """Static files of examples/web at /, the test's models at /models/NAME. Nothing else."""
+    """Static files of runtime/web at /, the test's models at /models/NAME. Nothing else."""
 
     extensions_map: ClassVar[dict[str, str]] = {
         **SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript", ".js": "text/javascript",
@@ -235,7 +236,7 @@ def drive(url: str, image: Path, out: Path, *extra: str, timeout: int = 180) -> 
     assert (WEB / "vendor" / "ort.wasm.min.mjs").is_file(), "scripts/setup_js.sh did not copy onnxruntime-web"
     proc = subprocess.run(["node", str(DRIVER), "--url", url, "--image", str(image), "--out", str(out),
                            "--timeout", str(timeout // 2), *extra],
-                          cwd=WEB, capture_output=True, text=True, check=False, timeout=timeout)
+                          cwd=JS, capture_output=True, text=True, check=False, timeout=timeout)
     print(proc.stdout, proc.stderr)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -280,3 +281,27 @@ def test_browser_webgpu_path(js_setup, web_server: str, models, rgb_session, col
     assert run["ep"] == "webgpu" and " ms (webgpu)" in run["text"], run
     print(f"browser: {run['text']} (SwiftShader: software, not a speed measurement)")
     check("browser webgpu 56x40", read_png(out), rgb, 1.0, rgb_session, colorizer)
+
+
+def test_the_serve_page_colorizes_through_the_server(js_setup, models, colorizer, tmp_path: Path) -> None:
+    """`colorize serve` serves the same page; there it posts the photo to /v1/colorize (backend "server"):
+    upload a picture, wait for the result, check its pixels, change the strength, screenshot the page."""
+    pytest.importorskip("fastapi")
+    from tests.serve_client import serve
+
+    rgb = picture(64, 123, gray=False, seed=3)
+    src = write_png(tmp_path / "photo.png", rgb)
+    out, out2, shot = tmp_path / "result.png", tmp_path / "result-0.5.png", tmp_path / "serve-page.png"
+    with serve("-m", str(models["tiny"])) as server:
+        report = drive(f"http://127.0.0.1:{server.port}/", src, out, "--saturation", "0.5", "--out2", str(out2),
+                       "--screenshot", str(shot))
+    print(f"screenshot: {shot}")
+    assert shot.is_file() and shot.stat().st_size > 0
+    assert "Server model tiny.onnx" in report["model_info"]
+    assert [run["ep"] for run in report["runs"]] == ["server", "server"]
+    for path, strength in ((out, 1.0), (out2, 0.5)):
+        got = read_png(path)[:, :, :3]  # RGB
+        want = colorizer.colorize(rgb, saturation=strength)
+        # What the server answered (pixel for pixel Colorizer.colorize, tests/test_serve.py), drawn and saved
+        # by the browser as PNG: at most one level of colour management or rounding on the way.
+        assert np.abs(got.astype(np.int16) - want).max() <= 1, strength

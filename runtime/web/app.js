@@ -1,4 +1,9 @@
-// labcolor in the browser: one RGB model (uint8 [H, W, 3] in, uint8 [H, W, 3] out) run by onnxruntime-web.
+// labcolor's page, with two backends:
+// * browser: one RGB model (uint8 [H, W, 3] in, uint8 [H, W, 3] out) run by onnxruntime-web in the page; the
+//   photo never leaves the computer. Any static file server serving this folder (plus vendor/ and a model).
+// * server: served by `colorize serve` (at /web/), the page posts the photo's file to ../v1/colorize and shows
+//   the answer; the working size can be chosen too. Picked automatically when ../v1/model answers, or with
+//   ?backend=server|browser.
 //
 // The page decodes the photo with the browser (createImageBitmap + canvas), feeds its RGB bytes and the
 // colour strength to the model, and draws the result. The model does everything else (Lab, resizing to
@@ -17,15 +22,18 @@ const MODEL_URL = new URL(params.get('model') || 'model-rgb.onnx', location.href
 const EP_REQUEST = (params.get('ep') || 'auto').toLowerCase();
 const THREADS = Number.parseInt(params.get('threads') || '0', 10) || 0;
 const VENDOR = new URL('./vendor/', import.meta.url).href;
+const API = new URL('../v1/', location.href).href;  // `colorize serve` serves this page at /web/
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   modelInfo: $('model-info'), runInfo: $('run-info'), file: $('file'), saturation: $('saturation'),
   saturationValue: $('saturation-value'), download: $('download'), stage: $('stage'),
   input: $('input-canvas'), result: $('result-canvas'), compare: $('compare'), overlay: $('drop-overlay'),
-  viewSlider: $('view-slider'), viewSide: $('view-side'),
+  viewSlider: $('view-slider'), viewSide: $('view-side'), size: $('size'), sizeValue: $('size-value'),
+  sizeControl: $('size-control'), footer: $('footer-text'),
 };
 
+let backend = null;      // 'browser' (onnxruntime-web in this page) or 'server' (`colorize serve`)
 let ort = null;          // the onnxruntime-web module
 let session = null;      // InferenceSession of the RGB model
 let provider = null;     // execution provider that runs it: 'webgpu' or 'wasm'
@@ -68,6 +76,43 @@ async function fetchModel(url) {
                     '(colorize export model.onnx --rgb -o model-rgb.onnx) or pass ?model=URL');
   }
   return new Uint8Array(await response.arrayBuffer());
+}
+
+async function serverModel() {
+  // `colorize serve` answers ../v1/model with its model and limits; a static file server does not.
+  try {
+    const response = await fetch(API + 'model');
+    if (!response.ok) return null;
+    const info = await response.json();
+    return info && info.limits ? info : null;
+  } catch {
+    return null;
+  }
+}
+
+async function start() {
+  const requested = (params.get('backend') || 'auto').toLowerCase();
+  const info = requested === 'browser' ? null : await serverModel();
+  if (requested === 'server' && !info) throw new Error(`no labcolor server answers at ${API}model`);
+  if (info) {
+    backend = 'server';
+    provider = `server, ${info.device}`;
+    ui.sizeControl.hidden = false;
+    ui.size.value = String(info.working_size);
+    ui.size.max = String(Math.max(Number(ui.size.max), info.working_size));
+    ui.sizeValue.textContent = `${info.working_size} px`;
+    ui.saturation.value = String(info.saturation);
+    ui.saturationValue.textContent = Number(info.saturation).toFixed(2);
+    ui.modelInfo.textContent = `Server model ${info.model} on ${info.device}; working size ${info.working_size} px; ` +
+      `uploads up to ${(info.limits.max_bytes / 2 ** 20).toFixed(0)} MB and ${(info.limits.max_pixels / 1e6).toFixed(0)} MP`;
+    ui.modelInfo.dataset.ep = 'server';
+    ui.footer.textContent = 'Colorized by the labcolor server that serves this page (POST /v1/colorize); ' +
+      'nothing is stored. ?backend=browser runs the model in this page instead.';
+    setState('ready');
+    return;
+  }
+  backend = 'browser';
+  await loadModel();
 }
 
 async function loadModel() {
@@ -139,7 +184,7 @@ async function openFile(file) {
     alpha[i] = rgba[j + 3];
     if (rgba[j + 3] !== 255) opaque = false;
   }
-  picture = { name: file.name || 'photo', width, height, rgb, alpha: opaque ? null : alpha };
+  picture = { name: file.name || 'photo', file, width, height, rgb, alpha: opaque ? null : alpha };
   ui.result.width = width;
   ui.result.height = height;
   ui.result.getContext('2d').clearRect(0, 0, width, height);
@@ -150,8 +195,27 @@ async function openFile(file) {
 
 // --------------------------------------------------------------------------------------- colorize
 
+async function colorizeOnServer(saturation) {
+  // The file itself is sent: the server decodes it as `colorize` does (EXIF, 16-bit, palette).
+  const query = new URLSearchParams({ saturation: String(saturation), size: ui.size.value, format: 'png' });
+  const response = await fetch(`${API}colorize?${query}`, { method: 'POST', body: picture.file,
+                                                           headers: { 'Content-Type': 'application/octet-stream' } });
+  if (!response.ok) {
+    let detail = `HTTP ${response.status}`;
+    try { detail = (await response.json()).detail || detail; } catch { /* not JSON */ }
+    if (response.status === 503) detail += ' (the server is busy: try again in a moment)';
+    throw new Error(`the server refused the picture: ${detail}`);
+  }
+  const bitmap = await createImageBitmap(await response.blob(), { premultiplyAlpha: 'none',
+                                                                   colorSpaceConversion: 'none' });
+  const ctx = ui.result.getContext('2d');
+  ctx.clearRect(0, 0, ui.result.width, ui.result.height);
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+}
+
 async function colorize() {
-  if (!picture || !session) return;
+  if (!picture || (!session && backend !== 'server')) return;
   if (running) {
     pending = true;  // the strength changed during a run: run again once it ends
     return;
@@ -164,6 +228,12 @@ async function colorize() {
   try {
     const { width, height } = picture;
     const saturation = Number(ui.saturation.value);
+    if (backend === 'server') {
+      const t0 = performance.now();
+      await colorizeOnServer(saturation);
+      finishRun(width, height, saturation, performance.now() - t0);
+      return;
+    }
     const feeds = { image: new ort.Tensor('uint8', picture.rgb, [height, width, 3]) };
     if (session.inputNames.includes('saturation')) {
       feeds.saturation = new ort.Tensor('float32', Float32Array.of(saturation), [1]);
@@ -185,13 +255,7 @@ async function colorize() {
     }
     ui.result.getContext('2d').putImageData(image, 0, 0);
     colorized.dispose?.();
-    runs += 1;
-    const where = provider === 'wasm' ? `wasm, ${threads} thread${threads > 1 ? 's' : ''}` : provider;
-    ui.runInfo.textContent = `Colorized ${width}×${height} at strength ${saturation.toFixed(2)} in ` +
-                             `${ms.toFixed(0)} ms (${where}).`;
-    Object.assign(ui.runInfo.dataset, { ep: provider, ms: ms.toFixed(1), runs: String(runs), threads: String(threads) });
-    ui.download.disabled = false;
-    setState('done');
+    finishRun(width, height, saturation, ms);
   } catch (err) {
     showError(ui.runInfo, err);
   } finally {
@@ -201,6 +265,17 @@ async function colorize() {
     pending = false;
     await colorize();
   }
+}
+
+function finishRun(width, height, saturation, ms) {
+  runs += 1;
+  const where = provider === 'wasm' ? `wasm, ${threads} thread${threads > 1 ? 's' : ''}` : provider;
+  ui.runInfo.textContent = `Colorized ${width}×${height} at strength ${saturation.toFixed(2)} in ` +
+                           `${ms.toFixed(0)} ms (${where}).`;
+  Object.assign(ui.runInfo.dataset, { ep: backend === 'server' ? 'server' : provider, ms: ms.toFixed(1),
+                                      runs: String(runs), threads: String(threads) });
+  ui.download.disabled = false;
+  setState('done');
 }
 
 function download() {
@@ -240,6 +315,8 @@ ui.saturation.addEventListener('input', () => {
   ui.saturationValue.textContent = Number(ui.saturation.value).toFixed(2);
 });
 ui.saturation.addEventListener('change', () => guard(colorize()));
+ui.size.addEventListener('input', () => { ui.sizeValue.textContent = `${ui.size.value} px`; });
+ui.size.addEventListener('change', () => guard(colorize()));
 ui.download.addEventListener('click', download);
 ui.compare.addEventListener('input', () => setCompare(Number(ui.compare.value)));
 ui.viewSlider.addEventListener('click', () => setView(false));
@@ -273,6 +350,6 @@ window.addEventListener('drop', (event) => {
 });
 
 setCompare(50);
-loadModel()
+start()
   .then(() => colorize())  // a photo picked while the model was loading
   .catch((err) => showError(ui.modelInfo, err));
