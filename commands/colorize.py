@@ -26,7 +26,7 @@ from labcolor.core.errors import ConfigError
 from labcolor.core.header import DEFAULT_MAX_PIXELS
 from labcolor.runtime.results import FileResult, Summary
 
-_OUTPUT, _MODEL, _SPEED, _INPUT = "Output", "Model", "Speed", "Input"
+_OUTPUT, _MODEL, _SPEED, _INPUT, _VIDEO = "Output", "Model", "Speed", "Input", "Video"
 
 
 class Engine(str, Enum):
@@ -44,7 +44,8 @@ def run_command(
         typer.Option(
             "--output", "-o",
             help="Output folder, mirroring the inputs' relative paths. Default: <folder>_colorized beside each "
-            "input folder (for a file: beside the folder that holds it). Never inside an input folder.",
+            "input folder (for a file: beside the folder that holds it). Never inside an input folder. For one "
+            "video file, -o out.mp4 names the video to write.",
             rich_help_panel=_OUTPUT,
         ),
     ] = None,
@@ -101,6 +102,19 @@ def run_command(
                                  "every node must see the inputs, the output folder and --model at the same paths "
                                  "(shared storage), and have labcolor installed.", rich_help_panel=_SPEED)
     ] = None,
+    temporal: Annotated[
+        float, typer.Option(min=0.0, max=0.99, help="Videos: how much each frame's colours are smoothed with the "
+                            "previous ones (0 = off; reset at scene cuts; lightness is never touched).",
+                            rich_help_panel=_VIDEO)
+    ] = 0.5,
+    codec: Annotated[
+        str | None, typer.Option(help="Videos: encoder (libx264, libx265, libvpx-vp9, mpeg4, ...). Default: H.264, "
+                                 "VP9 for .webm. Audio is copied, not re-encoded.", rich_help_panel=_VIDEO)
+    ] = None,
+    quality: Annotated[
+        int | None, typer.Option(help="Videos: the encoder's constant quality (CRF; lower is better). Default: 18 "
+                                 "for H.264, 31 for VP9.", rich_help_panel=_VIDEO)
+    ] = None,
     max_megapixels: Annotated[
         float, typer.Option(help="Refuse pictures larger than this many megapixels, from their header, before "
                             "decoding (protects memory from decompression bombs; 0 = no limit).",
@@ -111,9 +125,11 @@ def run_command(
                             "many seconds instead of a bar; -q turns them off.", rich_help_panel=_OUTPUT)
     ] = 10.0,
 ) -> None:
-    """Colorize pictures: files and folders (recursive) -> colour copies at full resolution. The default command.
+    """Colorize pictures and videos: files and folders (recursive) -> colour copies at full resolution. The default command.
 
     [cyan]colorize photos/[/] writes photos_colorized/ beside photos/, mirroring sub-folders; [cyan]colorize ./train[/] reaches a folder named like a command. Gray, colour (taken as its lightness), alpha (kept), 16-bit, palette and EXIF-rotated pictures are read; folders are searched for known picture extensions, hidden files skipped.
+
+    Videos (mp4, mov, mkv, webm, avi; needs labcolor\\[video]) keep their resolution, frame rate, frame count and audio; their colours are smoothed over time (--temporal). [cyan]colorize film.mp4 -o film_colour.mp4[/] writes one video.
 
     Each output is written atomically (temporary file, then rename); outputs that exist are skipped, so an interrupted run resumes where it stopped. Inputs are never modified. Bad files are reported with a reason and the run goes on; exit code 1 if any file failed, 2 for bad usage.
     """
@@ -135,14 +151,47 @@ def run_command(
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     if fmt is not None:
         output_suffix("", fmt)  # refuses an unknown format before any work
-    total = count_jobs(paths, output, fmt)
+    videos = _video_jobs(paths, output)
+    total = count_jobs(paths, output, fmt) if not _single_video(paths, output) else 0
     # With Ray the pictures run on the actors' devices; this one only checks the model, size and saturation
     # up front (a driver without a GPU can still send work to GPU nodes).
     colorizer = Colorizer(model, device if engine == Engine.local else "cpu", size=size, threads=threads,
                           batch_size=batch_size, saturation=saturation)
-    if total == 0:
-        err.print("no pictures found (folders are searched for known picture extensions)", highlight=False)
+    if total == 0 and not videos:
+        err.print("no pictures or videos found (folders are searched for known picture and video extensions)",
+                  highlight=False)
         return
+    summary = Summary()
+    interrupted = False
+    if total:
+        interrupted = _run_pictures(colorizer, paths, output, summary, total=total, engine=engine, fmt=fmt,
+                                    overwrite=overwrite, workers=workers, max_pixels=max_pixels, log_every=log_every,
+                                    model=model, device=device, size=size, saturation=saturation, threads=threads,
+                                    address=address)
+    if videos and not interrupted:
+        interrupted = _run_videos(colorizer, videos, summary, overwrite=overwrite, temporal=temporal, codec=codec,
+                                  quality=quality, max_pixels=max_pixels)
+    for source, reason in summary.notes:
+        err.print(f"[yellow]note[/] {source}: {reason}", highlight=False, soft_wrap=True)
+    for source, reason in summary.failed:
+        err.print(f"[red]failed[/] {source}: {reason}", highlight=False, soft_wrap=True)
+    where = output if output is not None else ", ".join(sorted({str(_default_out(p)) for p in paths}))
+    err.print(
+        f"{'interrupted: ' if interrupted else ''}[green]{summary.done} done[/], {summary.skipped} skipped "
+        f"(output exists), [{'red' if summary.failed else 'green'}]{len(summary.failed)} failed[/] -> {where}",
+        highlight=False, soft_wrap=True,
+    )
+    if interrupted:
+        raise typer.Exit(130)
+    if summary.failed:
+        raise typer.Exit(1)  # some inputs failed: not a usage error, the others are written
+
+
+def _run_pictures(colorizer: Any, paths: list[Path], output: Path | None, summary: Summary, *, total: int,
+                  engine: Engine, fmt: str | None, overwrite: bool, workers: int | None, max_pixels: int | None,
+                  log_every: float, model: Path | None, device: str, size: int | None, saturation: float | None,
+                  threads: int | None, address: str | None) -> bool:
+    """The pictures of the run, through the local pipeline or Ray; results go into `summary`. True if interrupted."""
     if engine == Engine.local:
         logging.getLogger("labcolor").info(
             "%d picture(s), model %s, %s, working size %d, batch %d, saturation %g", total,
@@ -161,8 +210,6 @@ def run_command(
         results = colorize_folder_ray(model, paths, output, device=device, size=size, saturation=saturation,
                                       threads=threads, overwrite=overwrite, fmt=fmt, max_pixels=max_pixels,
                                       address=address, num_actors=workers)
-
-    summary = Summary()
     interrupted = False
     progress_log = ProgressLog(total, log_every) if not err.is_terminal else None
     with results, progress_bar(TextColumn("colorizing"), BarColumn(), MofNCompleteColumn(), _Rate(),
@@ -190,20 +237,60 @@ def run_command(
             with contextlib.suppress(KeyboardInterrupt):  # a second Ctrl+C stops waiting for them
                 for result in results:
                     count(result)
-    for source, reason in summary.notes:
-        err.print(f"[yellow]note[/] {source}: {reason}", highlight=False, soft_wrap=True)
-    for source, reason in summary.failed:
-        err.print(f"[red]failed[/] {source}: {reason}", highlight=False, soft_wrap=True)
-    where = output if output is not None else ", ".join(sorted({str(_default_out(p)) for p in paths}))
-    err.print(
-        f"{'interrupted: ' if interrupted else ''}[green]{summary.done} done[/], {summary.skipped} skipped "
-        f"(output exists), [{'red' if summary.failed else 'green'}]{len(summary.failed)} failed[/] -> {where}",
-        highlight=False, soft_wrap=True,
-    )
-    if interrupted:
-        raise typer.Exit(130)
-    if summary.failed:
-        raise typer.Exit(1)  # some inputs failed: not a usage error, the others are written
+    return interrupted
+
+
+def _single_video(paths: list[Path], output: Path | None) -> bool:
+    """`colorize film.mp4 -o out.mp4`: one video file in, -o naming the video file to write (not a folder)."""
+    from labcolor.core.imageio import VIDEO_SUFFIXES
+
+    return (len(paths) == 1 and paths[0].suffix.lower() in VIDEO_SUFFIXES and output is not None
+            and output.suffix.lower() in VIDEO_SUFFIXES and not output.is_dir())
+
+
+def _video_jobs(paths: list[Path], output: Path | None) -> list[Any]:
+    """The run's videos: mirrored like pictures (same names, inside the output folder), or the one -o file."""
+    from labcolor.runtime.jobs import Job, check_inputs, iter_jobs
+
+    if _single_video(paths, output):
+        assert output is not None
+        (source,) = check_inputs(paths, None)
+        return [Job(source, Path(output).resolve())]
+    return list(iter_jobs(paths, output, videos=True))
+
+
+def _run_videos(colorizer: Any, jobs: list[Any], summary: Summary, *, overwrite: bool, temporal: float,
+                codec: str | None, quality: int | None, max_pixels: int | None) -> bool:
+    """Videos one after another (each already keeps the cores busy: decoder, network, encoder thread); a bar of
+    frames in a terminal, a log line per video otherwise. True if interrupted (the video's output is not left
+    half-written: runtime.video writes it under a temporary name)."""
+    from labcolor.runtime import video
+
+    log = logging.getLogger("labcolor")
+    log.info("%d video(s), temporal smoothing %g", len(jobs), temporal)
+    with progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
+                      TextColumn("{task.fields[fps]}"), TimeRemainingColumn(), terminal_only=True) as bar:
+        for job in jobs:
+            task = bar.add_task(job.source.name, total=None, fps="")
+
+            def progress(p: Any, task: Any = task) -> None:
+                bar.update(task, completed=p.frames, total=p.total, fps=f"{p.fps:.1f} frames/s")
+
+            if not video.available():
+                summary.add(FileResult(job.source, job.target, "failed", video.AV_MISSING))
+                continue
+            try:
+                result = video.colorize_video_job(colorizer, job, overwrite=overwrite, temporal=temporal,
+                                                  codec=codec, quality=quality, max_pixels=max_pixels,
+                                                  progress=progress)
+            except KeyboardInterrupt:
+                return True
+            finally:
+                bar.remove_task(task)
+            summary.add(result)
+            if result.status == "done":
+                log.info("%s: done in %.1f s", job.source.name, result.seconds)
+    return False
 
 
 def _quiet_ray_console() -> None:

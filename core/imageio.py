@@ -28,6 +28,10 @@ INPUT_SUFFIXES = frozenset(
 )
 
 
+# Extensions a folder walk treats as videos (runtime.video colorizes them; the output keeps the extension).
+VIDEO_SUFFIXES = frozenset([".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"])
+
+
 @dataclass(frozen=True)
 class OutputFormat:
     """What OpenCV's encoder for one extension can hold."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labcolor.core.errors import OutputError
-from labcolor.core.imageio import INPUT_SUFFIXES, output_suffix
+from labcolor.core.imageio import INPUT_SUFFIXES, VIDEO_SUFFIXES, output_suffix
 
 OUTPUT_FOLDER_SUFFIX = "_colorized"
 
@@ -90,16 +90,17 @@ def _check_output_root(given: Path, out: Path) -> None:
             break
 
 
-def walk(folder: Path) -> Iterator[Path | WalkError]:
-    """Picture files under `folder`, recursively, sorted, hidden entries skipped, symlinked folders not
-    followed; a folder that cannot be listed comes as a WalkError in its place (the walk goes on)."""
+def walk(folder: Path, suffixes: frozenset[str] = INPUT_SUFFIXES) -> Iterator[Path | WalkError]:
+    """Picture files (or files with other `suffixes`: VIDEO_SUFFIXES) under `folder`, recursively, sorted, hidden
+    entries skipped, symlinked folders not followed; a folder that cannot be listed comes as a WalkError in its
+    place (the walk goes on)."""
     errors: list[OSError] = []
     for current, dirs, files in os.walk(folder, onerror=errors.append, followlinks=False):
         while errors:  # os.walk reports a folder it cannot list before moving on to the next one
             yield _walk_error(errors.pop(0), folder)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in INPUT_SUFFIXES:
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in suffixes:
                 yield Path(current, name)
     while errors:
         yield _walk_error(errors.pop(0), folder)
@@ -119,8 +120,13 @@ def walk_pictures(folder: Path) -> Iterator[Path]:
         yield entry
 
 
-def iter_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | None = None) -> Iterator[Job]:
-    """One Job per picture, lazily (a million-file folder is never listed in memory at once).
+def iter_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | None = None, *,
+              videos: bool = False) -> Iterator[Job]:
+    """One Job per picture (or per video with `videos`), lazily (a million-file folder is never listed in memory).
+
+    Videos are the files with VIDEO_SUFFIXES, found in folders or named as files; their output keeps the
+    input's extension (`fmt` is for pictures). A file named on the command line with a video extension is a
+    video job only; any other file argument is tried as a picture whatever its name.
 
     Two sources that map to the same target (a.jpg and a.png with --format png, or two arguments
     sharing an output folder) are caught: the second gets `problem` set. Within one argument this
@@ -134,20 +140,24 @@ def iter_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | Non
     for arg in args:
         root = out_root if out_root is not None else default_output_root(arg)
         if arg.is_dir():
-            sources: Iterator[Path | WalkError] = walk(arg)
+            sources: Iterator[Path | WalkError] = walk(arg, VIDEO_SUFFIXES if videos else INPUT_SUFFIXES)
             base = arg
-        else:
+        elif (arg.suffix.lower() in VIDEO_SUFFIXES) == videos:
             sources, base = iter([arg]), arg.parent
+        else:
+            continue  # a video among picture jobs, or a picture among video jobs: the other run takes it
         local: dict[Path, Path] = {}  # target -> source within the folder being listed
         folder = None
         for src in sources:
             if isinstance(src, WalkError):
-                yield Job(src.folder, None, src.reason)
+                if not videos:  # reported once, by the picture jobs (a folder's walk errors are the same for both)
+                    yield Job(src.folder, None, src.reason)
                 continue
             if src.parent != folder:
                 folder, local = src.parent, {}
             target = root / src.relative_to(base)
-            target = target.with_suffix(output_suffix(target.suffix, fmt))
+            if not videos:
+                target = target.with_suffix(output_suffix(target.suffix, fmt))
             problem = None
             first = local.get(target) or (seen.get(target) if seen is not None else None)
             if first == src:
@@ -162,6 +172,7 @@ def iter_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | Non
             yield Job(src, target, problem)
 
 
-def count_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | None = None) -> int:
+def count_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | None = None, *,
+               videos: bool = False) -> int:
     """How many jobs iter_jobs would give (a cheap directory walk, for a progress bar's total)."""
-    return sum(1 for _ in iter_jobs(inputs, output, fmt))
+    return sum(1 for _ in iter_jobs(inputs, output, fmt, videos=videos))
