@@ -377,10 +377,13 @@ def test_stop_counts_every_picture_written(tiny: Path, tmp_path: Path) -> None:
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporaries left
 
 
-def test_ctrl_c_summary_counts_the_files_written(tiny: Path, tmp_path: Path) -> None:
+def test_ctrl_c_summary_counts_the_files_written(tmp_path: Path) -> None:
+    # A network of real cost (a depth-5 U-Net, ~20-40 ms a picture): the run lasts seconds, so the interrupt
+    # lands in the middle of it even on a loaded machine (with the tiny model it could finish first).
+    model = fx.make_unet_model(tmp_path / "unet.onnx", depth=5, base=32)
     gray_pngs(tmp_path / "in", 300, size=(300, 400))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "labcolor", str(tmp_path / "in"), "-o", str(out), "-m", str(tiny),
+    proc = subprocess.Popen([sys.executable, "-m", "labcolor", str(tmp_path / "in"), "-o", str(out), "-m", str(model),
                              "--workers", "4"], cwd=REPO, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (out.is_dir() and len(list(out.glob("*.png"))) >= 5):
