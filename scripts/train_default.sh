@@ -21,7 +21,7 @@ options=(
   --depth 6 --base-channels 32 --max-channels 256 --g-norm batch --dropout 0.5
   --d-kind patch --d-norm spectral --d-base-channels 32 --d-layers 3
   --gan-loss vanilla --adv-weight 1 --l1-weight 100 --real-label 0.9
-  --batch-size 16 --epochs 40 --lr-g 2e-4 --lr-d 2e-4 --lr-decay linear --decay-start 20 --ema 0.999
+  --batch-size 16 --epochs 80 --lr-g 2e-4 --lr-d 2e-4 --lr-decay linear --decay-start 40 --ema 0.999
   --workers 1 --seed 1 --sample-count 8
   --out "$run"
   "$@"  # later options win
