@@ -383,8 +383,11 @@ def test_ctrl_c_summary_counts_the_files_written(tmp_path: Path) -> None:
     model = fx.make_unet_model(tmp_path / "unet.onnx", depth=5, base=32)
     gray_pngs(tmp_path / "in", 300, size=(300, 400))
     out = tmp_path / "out"
+    # SIGINT back to its default in the child: a test run started in the background (`cmd &`, nohup) inherits
+    # SIGINT ignored, and Python then never raises KeyboardInterrupt.
     proc = subprocess.Popen([sys.executable, "-m", "labcolor", str(tmp_path / "in"), "-o", str(out), "-m", str(model),
-                             "--workers", "4"], cwd=REPO, stderr=subprocess.PIPE, text=True)
+                             "--workers", "4"], cwd=REPO, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (out.is_dir() and len(list(out.glob("*.png"))) >= 5):
         time.sleep(0.02)
