@@ -163,27 +163,17 @@ def _check_converted(
     )
 
 
-def _export_fp16(
-    generator: UNetGenerator, reference: verify.Runner, batches: list[tuple[str, np.ndarray]], opset: int
+def _export_half(
+    generator: UNetGenerator, reference: verify.Runner, batches: list[tuple[str, np.ndarray]], opset: int,
+    precision: str,
 ) -> _Converted:
-    """The fp32 graph, checked, converted to fp16 and checked against PyTorch within FP16_TOLERANCE."""
-    from labcolor.export.quantize import to_fp16
+    """The fp32 graph, checked, converted to `precision` (fp16: float16 compute; fp16-weights: float16 storage,
+    float32 compute) and checked against PyTorch within FP16_TOLERANCE."""
+    from labcolor.export.quantize import to_fp16, to_fp16_weights
 
     fp32 = _export_fp32(generator, batches, opset)
-    model = to_fp16(fp32.model)
-    parity = _check_converted(model, "fp16", reference, batches, tolerance=FP16_TOLERANCE)
-    return _Converted(model, parity, fp32_parity=fp32.parity, error_bound=FP16_TOLERANCE)
-
-
-def _export_fp16_weights(
-    generator: UNetGenerator, reference: verify.Runner, batches: list[tuple[str, np.ndarray]], opset: int
-) -> _Converted:
-    """The fp32 graph, checked, with float16-stored weights, checked against PyTorch within FP16_TOLERANCE."""
-    from labcolor.export.quantize import to_fp16_weights
-
-    fp32 = _export_fp32(generator, batches, opset)
-    model = to_fp16_weights(fp32.model)
-    parity = _check_converted(model, "fp16-weights", reference, batches, tolerance=FP16_TOLERANCE)
+    model = (to_fp16 if precision == "fp16" else to_fp16_weights)(fp32.model)
+    parity = _check_converted(model, precision, reference, batches, tolerance=FP16_TOLERANCE)
     return _Converted(model, parity, fp32_parity=fp32.parity, error_bound=FP16_TOLERANCE)
 
 
@@ -311,10 +301,8 @@ def export_generator(
     batches = verify.parity_inputs(m, inference_size, photos=calibration, shapes=parity_shapes)
     if precision == "fp32":
         converted = _export_fp32(generator, batches, opset)
-    elif precision == "fp16":
-        converted = _export_fp16(generator, reference, batches, opset)
-    elif precision == "fp16-weights":
-        converted = _export_fp16_weights(generator, reference, batches, opset)
+    elif precision in ("fp16", "fp16-weights"):
+        converted = _export_half(generator, reference, batches, opset, precision)
     else:
         cal_size = calibration_size or min(round_up(max(256, 2 * m), m), max(inference_size, 2 * m))
         used = sum(len(l_n) for kind, l_n in batches if kind == "photos")
