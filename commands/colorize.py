@@ -137,7 +137,6 @@ def run_command(
 
     from labcolor.core.imageio import output_suffix
     from labcolor.runtime import Colorizer
-    from labcolor.runtime.jobs import count_jobs
 
     require_positive((("--size", size), ("--batch-size", batch_size), ("--workers", workers)))
     if address is not None and engine != Engine.ray:
@@ -151,8 +150,7 @@ def run_command(
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     if fmt is not None:
         output_suffix("", fmt)  # refuses an unknown format before any work
-    videos = _video_jobs(paths, output)
-    total = count_jobs(paths, output, fmt) if not _single_video(paths, output) else 0
+    total, videos = _scan(paths, output, fmt)
     # With Ray the pictures run on the actors' devices; this one only checks the model, size and saturation
     # up front (a driver without a GPU can still send work to GPU nodes).
     colorizer = Colorizer(model, device if engine == Engine.local else "cpu", size=size, threads=threads,
@@ -248,15 +246,22 @@ def _single_video(paths: list[Path], output: Path | None) -> bool:
             and output.suffix.lower() in VIDEO_SUFFIXES and not output.is_dir())
 
 
-def _video_jobs(paths: list[Path], output: Path | None) -> list[Any]:
-    """The run's videos: mirrored like pictures (same names, inside the output folder), or the one -o file."""
-    from labcolor.runtime.jobs import Job, check_inputs, iter_jobs
+def _scan(paths: list[Path], output: Path | None, fmt: str | None) -> tuple[int, list[Any]]:
+    """(number of picture jobs, the video jobs) in one walk of the inputs: pictures for the progress bar's total
+    (the pipeline lists them again lazily as it goes), videos mirrored like pictures, or the one -o file."""
+    from labcolor.runtime.jobs import Job, check_inputs, is_video_job, iter_jobs
 
     if _single_video(paths, output):
         assert output is not None
         (source,) = check_inputs(paths, None)
-        return [Job(source, Path(output).resolve())]
-    return list(iter_jobs(paths, output, videos=True))
+        return 0, [Job(source, Path(output).resolve())]
+    pictures, videos = 0, []
+    for job in iter_jobs(paths, output, fmt, kind="all"):
+        if is_video_job(job):
+            videos.append(job)
+        else:
+            pictures += 1
+    return pictures, videos
 
 
 def _run_videos(colorizer: Any, jobs: list[Any], summary: Summary, *, overwrite: bool, temporal: float,

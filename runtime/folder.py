@@ -51,7 +51,7 @@ def output_dtype(source: np.dtype, suffix: str) -> np.dtype:
     return np.dtype(np.uint8)
 
 
-class _TempCleaner:
+class TempCleaner:
     """Removes temporaries of killed runs from each output folder, once per folder per run."""
 
     def __init__(self) -> None:
@@ -182,7 +182,7 @@ class FolderRun:
         self._results: queue.Queue = queue.Queue()
         self._stop = threading.Event()
         self._steps, self._overwrite, self._max_pixels = steps, overwrite, max_pixels
-        self._clean = _TempCleaner()
+        self._clean = TempCleaner()
         self._on_close = on_close
         self._live = workers
         self._watch_outputs = BadOutputWatch()

@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from labcolor.core.errors import OutputError
 from labcolor.core.imageio import INPUT_SUFFIXES, VIDEO_SUFFIXES, output_suffix
@@ -120,13 +121,23 @@ def walk_pictures(folder: Path) -> Iterator[Path]:
         yield entry
 
 
+Kind = Literal["pictures", "videos", "all"]
+_KIND_SUFFIXES = {"pictures": INPUT_SUFFIXES, "videos": VIDEO_SUFFIXES, "all": INPUT_SUFFIXES | VIDEO_SUFFIXES}
+
+
+def is_video_job(job: Job) -> bool:
+    """A job of a video file (a folder that could not be listed is neither: it is reported with the pictures)."""
+    return job.target is not None and job.source.suffix.lower() in VIDEO_SUFFIXES
+
+
 def iter_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | None = None, *,
-              videos: bool = False) -> Iterator[Job]:
-    """One Job per picture (or per video with `videos`), lazily (a million-file folder is never listed in memory).
+              kind: Kind = "pictures") -> Iterator[Job]:
+    """One Job per picture, per video, or per file of both `kind`s, lazily (a million-file folder is never
+    listed in memory at once; "all" walks it once for both).
 
     Videos are the files with VIDEO_SUFFIXES, found in folders or named as files; their output keeps the
     input's extension (`fmt` is for pictures). A file named on the command line with a video extension is a
-    video job only; any other file argument is tried as a picture whatever its name.
+    video job; any other file argument is tried as a picture whatever its name.
 
     Two sources that map to the same target (a.jpg and a.png with --format png, or two arguments
     sharing an output folder) are caught: the second gets `problem` set. Within one argument this
@@ -140,9 +151,9 @@ def iter_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | Non
     for arg in args:
         root = out_root if out_root is not None else default_output_root(arg)
         if arg.is_dir():
-            sources: Iterator[Path | WalkError] = walk(arg, VIDEO_SUFFIXES if videos else INPUT_SUFFIXES)
+            sources: Iterator[Path | WalkError] = walk(arg, _KIND_SUFFIXES[kind])
             base = arg
-        elif (arg.suffix.lower() in VIDEO_SUFFIXES) == videos:
+        elif kind == "all" or (arg.suffix.lower() in VIDEO_SUFFIXES) == (kind == "videos"):
             sources, base = iter([arg]), arg.parent
         else:
             continue  # a video among picture jobs, or a picture among video jobs: the other run takes it
@@ -150,13 +161,13 @@ def iter_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | Non
         folder = None
         for src in sources:
             if isinstance(src, WalkError):
-                if not videos:  # reported once, by the picture jobs (a folder's walk errors are the same for both)
+                if kind != "videos":  # reported once, with the pictures (a folder's walk errors are the same for both)
                     yield Job(src.folder, None, src.reason)
                 continue
             if src.parent != folder:
                 folder, local = src.parent, {}
             target = root / src.relative_to(base)
-            if not videos:
+            if target.suffix.lower() not in VIDEO_SUFFIXES or kind == "pictures":
                 target = target.with_suffix(output_suffix(target.suffix, fmt))
             problem = None
             first = local.get(target) or (seen.get(target) if seen is not None else None)
@@ -173,6 +184,6 @@ def iter_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | Non
 
 
 def count_jobs(inputs: Sequence[Path], output: Path | None = None, fmt: str | None = None, *,
-               videos: bool = False) -> int:
+               kind: Kind = "pictures") -> int:
     """How many jobs iter_jobs would give (a cheap directory walk, for a progress bar's total)."""
-    return sum(1 for _ in iter_jobs(inputs, output, fmt, videos=videos))
+    return sum(1 for _ in iter_jobs(inputs, output, fmt, kind=kind))

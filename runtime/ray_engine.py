@@ -28,7 +28,7 @@ import numpy as np
 from labcolor.core.errors import ConfigError, DeviceError, LabcolorError
 from labcolor.core.header import DEFAULT_MAX_PIXELS
 from labcolor.runtime.colorizer import Colorizer, cpu_count
-from labcolor.runtime.folder import BadOutputWatch, _TempCleaner, one_line, process_job
+from labcolor.runtime.folder import BadOutputWatch, TempCleaner, one_line, process_job
 from labcolor.runtime.jobs import Job, iter_jobs
 from labcolor.runtime.results import FileResult
 
@@ -263,7 +263,7 @@ def _list_jobs(inputs: Sequence[str | os.PathLike], output: str | os.PathLike | 
                fmt: str | None) -> list[dict[str, str]]:
     """The dataset's rows: plain strings, "" for none. Stale temporaries of killed runs are removed here,
     before any actor writes: a worker on another node could not tell a dead writer from a live one."""
-    clean = _TempCleaner()
+    clean = TempCleaner()
     rows = []
     for job in iter_jobs([Path(p) for p in inputs], Path(output) if output is not None else None, fmt):
         if job.target is not None and not job.problem:

@@ -44,6 +44,7 @@ from labcolor.core.errors import ConfigError, ImageError, ModelOutputError
 from labcolor.core.header import read_header
 from labcolor.core.metadata import MAX_SATURATION
 from labcolor.runtime.colorizer import Colorizer
+from labcolor.runtime.folder import one_line, output_dtype
 
 log = logging.getLogger(__name__)
 
@@ -153,8 +154,7 @@ def colorize_bytes(colorizer: Colorizer, data: bytes, suffix: str, *, size: int 
     decoded = imageio.decode_file(np.frombuffer(data, np.uint8), max_pixels=max_pixels)
     item = colorizer.prepare(decoded.image, bgr=True, size=size)
     ab = colorizer.predict(item.net[None])[0]
-    dtype = np.dtype(np.uint16) if item.dtype != np.uint8 and imageio.OUTPUT_FORMATS[suffix].keeps_16bit else np.uint8
-    picture = colorizer.finish(item, ab, dtype=dtype, bgr=True, saturation=saturation)
+    picture = colorizer.finish(item, ab, dtype=output_dtype(item.dtype, suffix), bgr=True, saturation=saturation)
     return imageio.encode(picture, suffix)
 
 
@@ -227,7 +227,7 @@ def create_app(colorizer: Colorizer, limits: Limits = Limits(), *, web_dir: Path
         except ImageError as exc:
             # A format we recognise but cannot decode is damaged (422); an unknown one is not a picture (415).
             status = 413 if "over the limit" in str(exc) else 422 if header is not None else 415
-            raise RequestError(status, " ".join(str(exc).split())) from exc
+            raise RequestError(status, one_line(exc)) from exc
         except ModelOutputError as exc:
             raise RequestError(500, f"the model failed on this picture: {exc}") from exc
         finally:

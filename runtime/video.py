@@ -69,6 +69,7 @@ from labcolor.core import color, imageio, metrics
 from labcolor.core.errors import ConfigError, InputError, ModelOutputError, OutputError
 from labcolor.core.header import DEFAULT_MAX_PIXELS
 from labcolor.core.imageio import VIDEO_SUFFIXES
+from labcolor.runtime.folder import one_line
 from labcolor.runtime.jobs import Job
 from labcolor.runtime.preprocess import Prepared
 from labcolor.runtime.results import FileResult
@@ -1026,12 +1027,7 @@ def colorize_video_job(colorizer: Colorizer, job: Job, *, overwrite: bool = Fals
     try:
         result = colorize_video(colorizer, job.source, job.target, overwrite=overwrite, **options)
     except ModelOutputError as exc:
-        return FileResult(job.source, job.target, "failed", _one_line(exc), time.perf_counter() - started, True)
+        return FileResult(job.source, job.target, "failed", one_line(exc), time.perf_counter() - started, True)
     except (InputError, OutputError) as exc:
-        return FileResult(job.source, job.target, "failed", _one_line(exc), time.perf_counter() - started)
+        return FileResult(job.source, job.target, "failed", one_line(exc), time.perf_counter() - started)
     return FileResult(job.source, job.target, "done", result.note, result.seconds)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
